@@ -1,0 +1,3 @@
+//! AES-256-GCM for WorkOS Vault envelopes. Most users want the `vault` crate.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

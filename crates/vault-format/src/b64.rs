@@ -1,0 +1,205 @@
+//! Base64 as WorkOS ciphertexts use it.
+//!
+//! Writing is always the standard alphabet with padding. Reading also
+//! accepts what peers produce in the wild: missing padding, and ASCII
+//! whitespace (spaces, tabs, line breaks) anywhere, which the Node SDK
+//! accepts too. URL-safe text (`-`, `_`) is **rejected** with an error that
+//! says how to convert it: no official SDK writes it, and accepting two
+//! alphabets would give one ciphertext several spellings.
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{DecodeError, Engine};
+
+use crate::Error;
+
+/// Standard alphabet; writes padding, reads text with or without it.
+const ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Encodes bytes as standard, padded base64.
+pub fn encode(bytes: &[u8]) -> String {
+    ENGINE.encode(bytes)
+}
+
+/// Length of the padded base64 text of `raw_len` bytes.
+pub const fn encoded_len(raw_len: usize) -> usize {
+    raw_len.div_ceil(3) * 4
+}
+
+/// Decodes base64 text into a new buffer. See the module docs for what is
+/// accepted.
+///
+/// ```
+/// assert_eq!(vault_format::b64::decode("aGk=")?, b"hi");
+/// assert_eq!(vault_format::b64::decode("aG\nk")?, b"hi");
+/// assert!(vault_format::b64::decode("aG-k").is_err());
+/// # Ok::<(), vault_format::Error>(())
+/// ```
+pub fn decode(text: &str) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    decode_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes base64 text, appending to `out`, so callers can reuse a buffer.
+/// On error `out` keeps its previous contents.
+pub fn decode_into(text: &str, out: &mut Vec<u8>) -> Result<(), Error> {
+    let bytes = text.as_bytes();
+    let start = out.len();
+    let result = if bytes.iter().any(u8::is_ascii_whitespace) {
+        let compact: Vec<u8> = bytes
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        decode_compact(&compact, text, out)
+    } else {
+        decode_compact(bytes, text, out)
+    };
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn decode_compact(compact: &[u8], original: &str, out: &mut Vec<u8>) -> Result<(), Error> {
+    if compact.is_empty() {
+        return Err(Error::Empty);
+    }
+    ENGINE
+        .decode_vec(compact, out)
+        .map_err(|error| diagnose(original, error))
+}
+
+/// Turns the engine's error into one that names the offending character in
+/// the text the user gave us (offsets count whitespace).
+fn diagnose(original: &str, error: DecodeError) -> Error {
+    let stray = original.char_indices().find(|&(_, c)| {
+        !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=' || c.is_ascii_whitespace())
+    });
+    match stray {
+        Some((offset, '-' | '_')) => Error::UrlSafeBase64 { offset },
+        Some((offset, character)) => Error::InvalidBase64Character { character, offset },
+        None => Error::MalformedBase64 {
+            reason: match error {
+                DecodeError::InvalidLength(_) => {
+                    "its length leaves one dangling character (a character was lost or added)"
+                }
+                DecodeError::InvalidLastSymbol(..) => {
+                    "the last character has unused bits set, so it was not written by a base64 encoder"
+                }
+                DecodeError::InvalidPadding | DecodeError::InvalidByte(..) => {
+                    "padding '=' appears before the end or in the wrong amount"
+                }
+            },
+        },
+    }
+}
+
+/// Base64-encodes, in place, raw bytes that sit at the tail of `buf`.
+///
+/// `buf` must be exactly [`encoded_len`]`(raw_len)` bytes long, with the raw
+/// bytes in its last `raw_len` bytes. Afterwards it holds their padded
+/// base64 text. This lets an encryptor build a ciphertext's text in one
+/// allocation: it writes the envelope at the tail and encodes over it.
+///
+/// # Panics
+///
+/// If `buf.len() != encoded_len(raw_len)`: that is a bug in the caller,
+/// never a property of untrusted input.
+pub fn encode_tail_in_place(buf: &mut [u8], raw_len: usize) {
+    assert_eq!(
+        buf.len(),
+        encoded_len(raw_len),
+        "buffer must fit the base64 text exactly"
+    );
+    // Encoding reads 3 bytes for every 4 it writes, and the raw bytes start
+    // at least raw_len/3 bytes in, so the write position never overtakes
+    // bytes not yet read (see the proof in the tests).
+    const CHUNK: usize = 3 * 256;
+    let offset = buf.len() - raw_len;
+    let mut chunk = [0u8; CHUNK];
+    let mut read = 0;
+    while read < raw_len {
+        let n = CHUNK.min(raw_len - read);
+        chunk[..n].copy_from_slice(&buf[offset + read..offset + read + n]);
+        let write = read / 3 * 4;
+        let written = ENGINE
+            .encode_slice(&chunk[..n], &mut buf[write..write + encoded_len(n)])
+            .unwrap_or_default();
+        debug_assert_eq!(written, encoded_len(n));
+        read += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_peer_variants() {
+        assert_eq!(decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(decode(" aGVs\r\nbG8=\n").unwrap(), b"hello");
+        assert_eq!(decode("aGVs\tbG8").unwrap(), b"hello");
+    }
+
+    #[test]
+    fn rejects_with_actionable_errors() {
+        assert_eq!(decode(""), Err(Error::Empty));
+        assert_eq!(decode(" \n"), Err(Error::Empty));
+        assert_eq!(decode("ab-c"), Err(Error::UrlSafeBase64 { offset: 2 }));
+        assert_eq!(decode("ab_c"), Err(Error::UrlSafeBase64 { offset: 2 }));
+        assert_eq!(
+            decode("a\nb!c"),
+            Err(Error::InvalidBase64Character {
+                character: '!',
+                offset: 3
+            })
+        );
+        assert_eq!(
+            decode("abé"),
+            Err(Error::InvalidBase64Character {
+                character: 'é',
+                offset: 2
+            })
+        );
+        assert!(matches!(
+            decode("abcde"),
+            Err(Error::MalformedBase64 { .. })
+        ));
+        assert!(matches!(
+            decode("ab=cd"),
+            Err(Error::MalformedBase64 { .. })
+        ));
+        assert_eq!(decode("aGk=").unwrap(), b"hi");
+        assert!(matches!(decode("aGl="), Err(Error::MalformedBase64 { .. })));
+    }
+
+    #[test]
+    fn decode_into_keeps_buffer_on_error() {
+        let mut out = b"prefix".to_vec();
+        assert!(decode_into("!!", &mut out).is_err());
+        assert_eq!(out, b"prefix");
+        decode_into("aGk=", &mut out).unwrap();
+        assert_eq!(out, b"prefixhi");
+    }
+
+    #[test]
+    fn in_place_encoding_matches_encode() {
+        for len in [0, 1, 2, 3, 4, 767, 768, 769, 1535, 1536, 1537, 5000, 70_001] {
+            let raw: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut buf = vec![0u8; encoded_len(len)];
+            let offset = buf.len() - len;
+            buf[offset..].copy_from_slice(&raw);
+            encode_tail_in_place(&mut buf, len);
+            assert_eq!(String::from_utf8(buf).unwrap(), encode(&raw), "len {len}");
+        }
+    }
+}

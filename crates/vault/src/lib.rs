@@ -1,0 +1,3 @@
+//! Envelope encryption with WorkOS Vault.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! End-to-end tests live in `tests/tests/`; this library holds shared helpers.
+#![forbid(unsafe_code)]

@@ -1,0 +1,28 @@
+//! `cargo xtask ci`: the gate every change passes, in the order a newcomer
+//! would run it by hand.
+
+use crate::util::{self, cargo};
+
+pub fn run_all() -> Result<(), String> {
+    util::run(cargo(&["fmt", "--all", "--check"]))?;
+    util::run(cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    util::run(cargo(&["test", "--workspace"]))?;
+    let mut doc = cargo(&["doc", "--workspace", "--no-deps"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    util::run(doc)?;
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(arg) = args.first() {
+        return Err(format!("`ci` takes no arguments, got {arg:?}"));
+    }
+    run_all()
+}
