@@ -1,0 +1,50 @@
+use std::fmt;
+
+/// What can go wrong sealing or opening an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A data key was not 32 bytes.
+    InvalidKeyLength {
+        /// The length that was given.
+        len: usize,
+    },
+    /// A data key's base64 text did not decode.
+    InvalidKeyEncoding,
+    /// Authentication failed. Deliberately one opaque case: the ciphertext,
+    /// its tag, the AAD or the data key is wrong, and which one is not
+    /// revealed.
+    Decrypt,
+    /// The envelope's framing is invalid.
+    Format(vault_format::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidKeyLength { len } => {
+                write!(f, "data key is {len} bytes; AES-256 needs exactly 32")
+            }
+            Error::InvalidKeyEncoding => f.write_str("data key is not valid standard base64"),
+            Error::Decrypt => {
+                f.write_str("ciphertext or associated data does not match the data key")
+            }
+            Error::Format(_) => f.write_str("ciphertext envelope is malformed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Format(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<vault_format::Error> for Error {
+    fn from(error: vault_format::Error) -> Self {
+        Error::Format(error)
+    }
+}

@@ -1,0 +1,142 @@
+use std::fmt;
+
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+/// Length of a data key: AES-256.
+pub const DATA_KEY_LEN: usize = 32;
+
+/// A 32-byte AES-256 data key and its id.
+///
+/// The key bytes live in a zeroizing buffer, are wiped on drop, never
+/// appear in `Debug`, and are reached only through
+/// [`DataKey::secret_bytes`]. There is no `Display` and no `Clone`: use
+/// [`DataKey::duplicate`] where a second copy is truly needed (a cache).
+pub struct DataKey {
+    id: String,
+    bytes: Zeroizing<[u8; DATA_KEY_LEN]>,
+}
+
+impl DataKey {
+    /// A data key from its raw bytes.
+    pub fn new(id: impl Into<String>, bytes: [u8; DATA_KEY_LEN]) -> Self {
+        let key = DataKey {
+            id: id.into(),
+            bytes: Zeroizing::new(bytes),
+        };
+        let mut bytes = bytes;
+        zeroize::Zeroize::zeroize(&mut bytes);
+        key
+    }
+
+    /// A data key from a slice, which must be exactly 32 bytes.
+    pub fn from_slice(id: impl Into<String>, bytes: &[u8]) -> Result<Self, Error> {
+        let mut key = DataKey {
+            id: id.into(),
+            bytes: Zeroizing::new([0; DATA_KEY_LEN]),
+        };
+        if bytes.len() != DATA_KEY_LEN {
+            return Err(Error::InvalidKeyLength { len: bytes.len() });
+        }
+        key.bytes.copy_from_slice(bytes);
+        Ok(key)
+    }
+
+    /// A data key from standard base64 (as the API's `data_key` field).
+    pub fn from_base64(id: impl Into<String>, text: &str) -> Result<Self, Error> {
+        let decoded = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| Error::InvalidKeyEncoding)?,
+        );
+        Self::from_slice(id, &decoded)
+    }
+
+    /// The data key id (a UUID for WorkOS keys).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The secret key bytes. Keep them out of logs.
+    pub fn secret_bytes(&self) -> &[u8; DATA_KEY_LEN] {
+        &self.bytes
+    }
+
+    /// The secret key as standard base64, in a zeroizing string (for wire
+    /// formats such as the API's `data_key` field).
+    pub fn secret_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(*self.bytes))
+    }
+
+    /// A second copy of this key, for caches. Deliberately not `Clone`, so
+    /// copies are never made by accident.
+    pub fn duplicate(&self) -> Self {
+        DataKey {
+            id: self.id.clone(),
+            bytes: self.bytes.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("id", &self.id)
+            .field("key", &format_args!("[secret key elided]"))
+            .finish()
+    }
+}
+
+impl PartialEq for DataKey {
+    /// Constant-time comparison of the key bytes; ids compared normally.
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && ring::constant_time::verify_slices_are_equal(&*self.bytes, &*other.bytes).is_ok()
+    }
+}
+
+impl Eq for DataKey {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let key = DataKey::new("id-1", [0xab; 32]);
+        let debug = format!("{key:?}");
+        assert_eq!(debug, r#"DataKey { id: "id-1", key: [secret key elided] }"#);
+        assert!(!debug.contains("abab"));
+        assert!(!debug.contains(&*key.secret_base64()));
+    }
+
+    #[test]
+    fn rejects_wrong_lengths() {
+        assert_eq!(
+            DataKey::from_slice("x", &[0; 31]).unwrap_err(),
+            Error::InvalidKeyLength { len: 31 }
+        );
+        assert_eq!(
+            DataKey::from_slice("x", &[0; 33]).unwrap_err(),
+            Error::InvalidKeyLength { len: 33 }
+        );
+        assert_eq!(
+            DataKey::from_base64("x", "AAAA").unwrap_err(),
+            Error::InvalidKeyLength { len: 3 }
+        );
+        assert_eq!(
+            DataKey::from_base64("x", "not base64!").unwrap_err(),
+            Error::InvalidKeyEncoding
+        );
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        let key = DataKey::new("id", [7; 32]);
+        let again = DataKey::from_base64("id", &key.secret_base64()).unwrap();
+        assert_eq!(key, again);
+        assert_eq!(again.secret_bytes(), &[7; 32]);
+    }
+}
