@@ -1,3 +1,22 @@
-//! Key services for WorkOS Vault. Most users want the `vault` crate.
+//! Key services for WorkOS Vault: the [`KeyService`] trait and its
+//! implementations.
+//!
+//! **Most users want the `vault` crate**, which uses a key service to
+//! encrypt and decrypt. Use this crate directly to call the key API, or to
+//! plug in your own key service.
+//!
+//! - [`KeyContext`]: the validated name/value map that selects keys.
+//! - [`KeyService`]: create, decrypt and rekey data keys.
+//! - [`wire`]: the JSON bodies of WorkOS's key endpoints.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod context;
+mod error;
+mod service;
+pub mod wire;
+
+pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
+pub use error::{is_retryable_status, Error, ErrorKind};
+pub use service::{DataKeyPair, KeyService};
+pub use vault_crypto::DataKey;

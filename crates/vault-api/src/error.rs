@@ -1,0 +1,165 @@
+use std::fmt;
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The key context breaks WorkOS Vault's rules (HTTP 422).
+    InvalidContext,
+    /// The encrypted keys are malformed, unknown to this key service, or
+    /// were tampered with.
+    InvalidKeys,
+    /// The key service refused the credentials (HTTP 401 or 403).
+    Unauthorized,
+    /// The key service answered with another error status.
+    Api,
+    /// No answer within the per-attempt timeout or the overall deadline.
+    Timeout,
+    /// The key service could not be reached, or dropped the connection.
+    Connect,
+    /// The key service's answer could not be understood.
+    InvalidResponse,
+    /// The local keyring could not be created, read or used.
+    Keyring,
+    /// The client is misconfigured (a bad base URL, say).
+    Config,
+}
+
+/// An error from a key service.
+///
+/// `Display` says what this layer knows; the cause, if any, is reached
+/// through [`std::error::Error::source`]. Errors never carry data keys,
+/// API keys or request bodies.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    status: Option<u16>,
+    request_id: Option<String>,
+    retryable: bool,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    /// A new error of `kind` with a message for users.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let retryable = matches!(kind, ErrorKind::Timeout | ErrorKind::Connect);
+        Error {
+            kind,
+            message: message.into(),
+            status: None,
+            request_id: None,
+            retryable,
+            source: None,
+        }
+    }
+
+    /// Records the HTTP status; 408, 429, 500, 502, 503 and 504 make the
+    /// error retryable.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self.retryable = is_retryable_status(status);
+        self
+    }
+
+    /// Records the key service's request id (`X-Request-ID`).
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Records the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Overrides whether a retry may succeed.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status, when the key service answered.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The key service's request id, to quote to its operators.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// Whether the same call may succeed if retried.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The message, without status or request id.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Statuses the official SDKs retry.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(status) = self.status {
+            write!(f, " (HTTP {status}")?;
+            if let Some(id) = &self.request_id {
+                write!(f, ", request id {id}")?;
+            }
+            f.write_str(")")?;
+        } else if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<crate::ContextError> for Error {
+    fn from(error: crate::ContextError) -> Self {
+        Error::new(ErrorKind::InvalidContext, error.to_string()).with_source(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_status_and_request_id() {
+        let error = Error::new(ErrorKind::Api, "key service failed")
+            .with_status(503)
+            .with_request_id("req_1");
+        assert_eq!(
+            error.to_string(),
+            "key service failed (HTTP 503, request id req_1)"
+        );
+        assert!(error.is_retryable());
+        assert_eq!(error.status(), Some(503));
+        assert_eq!(error.request_id(), Some("req_1"));
+        assert!(!Error::new(ErrorKind::Api, "bad")
+            .with_status(400)
+            .is_retryable());
+        assert!(Error::new(ErrorKind::Timeout, "slow").is_retryable());
+    }
+}
