@@ -1,0 +1,192 @@
+// Cross-SDK compatibility driver for the official WorkOS Node SDK.
+//
+// Usage: node tests/compat/node/driver.mjs <node11|node8>  < request.json
+//   (or set COMPAT_NODE_SDK=node11|node8 instead of the argument)
+//
+// Reads ONE JSON request object on stdin and writes ONE JSON object on stdout.
+// The SDK is loaded from tests/compat/<version>/node_modules (installed with
+// `npm ci` there), so the working directory does not matter. See README.md.
+//
+// Exit codes: 0 on success and on SDK errors (reported as
+// {"error", "error_type", ...}); 2 on a malformed request or a missing SDK.
+
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const VERSIONS = ['node11', 'node8'];
+
+class UsageError extends Error {}
+
+function die(message) {
+  process.stderr.write(`driver.mjs: ${message}\n`);
+  process.exit(2);
+}
+
+function loadSdk(version) {
+  if (!VERSIONS.includes(version)) {
+    die(`SDK version must be one of ${VERSIONS.join(', ')} (argv[2] or COMPAT_NODE_SDK), got ${JSON.stringify(version)}`);
+  }
+  const here = dirname(fileURLToPath(import.meta.url));
+  const folder = join(here, '..', version);
+  const require = createRequire(join(folder, 'package.json'));
+  let sdk;
+  let pkg;
+  try {
+    sdk = require('@workos-inc/node');
+    pkg = require('@workos-inc/node/package.json');
+  } catch (e) {
+    die(`cannot load @workos-inc/node from ${folder}: ${e.message} (run \`npm ci\` there)`);
+  }
+  return { WorkOS: sdk.WorkOS, sdkVersion: pkg.version };
+}
+
+function makeClient(WorkOS, sdkVersion, request) {
+  if (typeof request.base_url !== 'string') throw new UsageError('base_url (string) is required');
+  if (typeof request.api_key !== 'string') throw new UsageError('api_key (string) is required');
+  const url = new URL(request.base_url);
+  const https = url.protocol === 'https:';
+  const options = {
+    apiHostname: url.hostname,
+    https,
+    // `port` is appended to the base URL only when truthy.
+    port: url.port ? Number(url.port) : undefined,
+  };
+  // Retries are off by default so failures are deterministic and fast;
+  // pass "max_retries": null for the SDK's default, or a number.
+  const maxRetries = request.max_retries === undefined ? 0 : request.max_retries;
+  if (maxRetries !== null && !sdkVersion.startsWith('8.')) options.maxRetries = maxRetries;
+  const workos = new WorkOS(request.api_key, options);
+  if (maxRetries !== null && sdkVersion.startsWith('8.')) {
+    // 8.x has no maxRetries option; its HttpClient retries /vault/ paths
+    // (408, 500, 502, 504, network errors) up to MAX_RETRY_ATTEMPTS times.
+    workos.client.MAX_RETRY_ATTEMPTS = maxRetries;
+  }
+  return workos;
+}
+
+function requireString(op, name) {
+  if (typeof op[name] !== 'string') throw new UsageError(`${op.op}: ${name} (string) is required`);
+  return op[name];
+}
+
+function optionalString(op, name) {
+  const value = op[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new UsageError(`${op.op}: ${name} must be a string or null`);
+  return value;
+}
+
+function requireObject(op, name) {
+  const value = op[name];
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new UsageError(`${op.op}: ${name} (object) is required`);
+  }
+  return value;
+}
+
+function dataKeyPair(result) {
+  // 8.x and 11.x both return { context, dataKey: { key, id }, encryptedKeys }.
+  return {
+    context: result.context,
+    data_key: result.dataKey.key,
+    encrypted_keys: result.encryptedKeys,
+    id: result.dataKey.id,
+  };
+}
+
+function describeError(e) {
+  const out = {
+    error: e && e.message ? String(e.message) : String(e),
+    error_type: (e && e.constructor && e.constructor.name) || typeof e,
+  };
+  if (e && typeof e.name === 'string' && e.name !== out.error_type) out.error_name = e.name;
+  if (e && typeof e.status === 'number') out.status = e.status;
+  if (e && typeof e.requestID === 'string' && e.requestID) out.request_id = e.requestID;
+  if (e && e.cause && e.cause.message) out.cause = String(e.cause.message);
+  return out;
+}
+
+async function runOp(workos, op) {
+  if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new UsageError('each op must be an object');
+  const vault = workos.vault;
+  // Validate arguments before calling the SDK so usage errors are not reported as SDK errors.
+  switch (op.op) {
+    case 'create_data_key': {
+      const context = requireObject(op, 'context');
+      return call(async () => dataKeyPair(await vault.createDataKey({ context })));
+    }
+    case 'decrypt_data_key': {
+      const keys = requireString(op, 'keys');
+      return call(async () => {
+        const r = await vault.decryptDataKey({ keys });
+        return { data_key: r.key, id: r.id };
+      });
+    }
+    case 'rekey': {
+      const context = requireObject(op, 'context');
+      const encryptedKeys = requireString(op, 'encrypted_keys');
+      if (typeof vault.createRekey !== 'function') {
+        return { error: 'this SDK version has no rekey method', error_type: 'Unsupported' };
+      }
+      return call(async () => {
+        const r = await vault.createRekey({ context, encryptedKeys });
+        // createRekey returns the flat deserialized response.
+        return { context: r.context, data_key: r.dataKey, encrypted_keys: r.encryptedKeys, id: r.id };
+      });
+    }
+    case 'encrypt': {
+      const context = requireObject(op, 'context');
+      const plaintext = requireString(op, 'plaintext');
+      const aad = optionalString(op, 'aad');
+      return call(async () => ({ ciphertext: await vault.encrypt(plaintext, context, aad) }));
+    }
+    case 'decrypt': {
+      const ciphertext = requireString(op, 'ciphertext');
+      const aad = optionalString(op, 'aad');
+      return call(async () => ({ plaintext: await vault.decrypt(ciphertext, aad) }));
+    }
+    case 'batch': {
+      if (!Array.isArray(op.ops)) throw new UsageError('batch: ops (array) is required');
+      const results = [];
+      for (const inner of op.ops) {
+        if (inner && inner.op === 'batch') throw new UsageError('batch: nested batch is not allowed');
+        results.push(await runOp(workos, inner));
+      }
+      return { results };
+    }
+    default:
+      throw new UsageError(`unknown op ${JSON.stringify(op.op)}`);
+  }
+}
+
+async function call(fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    return describeError(e);
+  }
+}
+
+async function main() {
+  const { WorkOS, sdkVersion } = loadSdk(process.argv[2] || process.env.COMPAT_NODE_SDK);
+  let request;
+  try {
+    request = JSON.parse(readFileSync(0, 'utf8'));
+  } catch (e) {
+    die(`stdin is not one JSON object: ${e.message}`);
+  }
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) die('stdin must hold a JSON object');
+  let output;
+  try {
+    const workos = makeClient(WorkOS, sdkVersion, request);
+    output = await runOp(workos, request);
+  } catch (e) {
+    if (e instanceof UsageError) die(e.message);
+    throw e;
+  }
+  process.stdout.write(JSON.stringify(output) + '\n');
+}
+
+main().catch((e) => die(`internal error: ${e && e.stack ? e.stack : e}`));
