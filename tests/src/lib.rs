@@ -246,3 +246,53 @@ pub async fn raw_request(
         version: parts.version,
     }
 }
+
+/// A server that answers every request with the same status and body
+/// (`Content-Type: application/json`), to feed clients malformed answers.
+/// Stops when dropped.
+pub struct CannedServer {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CannedServer {
+    /// Starts one on `127.0.0.1:0`.
+    pub async fn start(status: u16, body: impl Into<Bytes>) -> CannedServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("an address");
+        let status = hyper::StatusCode::from_u16(status).expect("a status");
+        let body: Bytes = body.into();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_request| {
+                        let response = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .header("x-request-id", "req_canned")
+                            .body(Full::new(body.clone()));
+                        async move { response }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        CannedServer { addr, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for CannedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

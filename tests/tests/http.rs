@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use vault_api::{ErrorKind, HttpKeyService, KeyContext, KeyService};
 use vault_format::KeyBlob;
 use vault_server::FaultRates;
-use vault_tests::{client_for, context, start_server, API_KEY};
+use vault_tests::{client_for, context, start_server, CannedServer, API_KEY};
 
 const DATA_KEY: &str = vault_api::wire::DATA_KEY_PATH;
 const DECRYPT: &str = vault_api::wire::DECRYPT_PATH;
@@ -204,8 +204,8 @@ async fn a_slow_server_times_out() {
     let faults = server.faults();
     faults.delay_next(10, Duration::from_secs(5));
     let client = client_for(&server)
-        .timeout(Duration::from_millis(200))
-        .deadline(Duration::from_secs(2))
+        .timeout(Duration::from_millis(500))
+        .deadline(Duration::from_secs(3))
         .max_retries(1)
         .build()
         .unwrap();
@@ -219,7 +219,7 @@ async fn a_slow_server_times_out() {
     faults.reset_counters();
     let client = client_for(&server)
         .timeout(Duration::from_secs(30))
-        .deadline(Duration::from_millis(300))
+        .deadline(Duration::from_millis(500))
         .build()
         .unwrap();
     let error = client.create_data_key(&context("org_1")).await.unwrap_err();
@@ -341,4 +341,129 @@ async fn debug_does_not_show_the_api_key() {
     assert!(!debug.contains(API_KEY), "{debug}");
     assert!(debug.contains("[redacted]"), "{debug}");
     assert!(debug.contains("http://127.0.0.1:9"), "{debug}");
+}
+
+/// A client for a canned server: no retries, quick timeouts.
+fn canned_client(server: &CannedServer) -> HttpKeyService {
+    HttpKeyService::builder()
+        .api_key(API_KEY)
+        .base_url(server.url())
+        .max_retries(0)
+        .build()
+        .expect("a client")
+}
+
+#[tokio::test]
+async fn malformed_answers_are_invalid_responses() {
+    let key32 = vault_format::b64::encode(&[7; 32]);
+    let key31 = vault_format::b64::encode(&[7; 31]);
+    let id = "0f0e0d0c-0b0a-4908-8706-050403020100";
+    let oversized = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2 << 20));
+    let cases = [
+        "not json".to_owned(),
+        String::new(),
+        "{}".to_owned(),
+        "[]".to_owned(),
+        format!(
+            r#"{{"context":{{"o":"1"}},"data_key":"{key31}","encrypted_keys":"AAAA","id":"{id}"}}"#
+        ),
+        format!(
+            r#"{{"context":{{"o":"1"}},"data_key":"secret-ish!","encrypted_keys":"AAAA","id":"{id}"}}"#
+        ),
+        format!(
+            r#"{{"context":{{"o":"1"}},"data_key":31415926,"encrypted_keys":"AAAA","id":"{id}"}}"#
+        ),
+        format!(
+            r#"{{"context":{{"o":"1"}},"data_key":"{key32}","encrypted_keys":"*","id":"{id}"}}"#
+        ),
+        format!(
+            r#"{{"context":{{"o":"1"}},"data_key":"{key32}","encrypted_keys":"","id":"{id}"}}"#
+        ),
+        format!(
+            r#"{{"context":{{"o":"1"}},"data_key":"{key32}","encrypted_keys":"AAAA","id":""}}"#
+        ),
+        format!(
+            r#"{{"context":{{"o":1}},"data_key":"{key32}","encrypted_keys":"AAAA","id":"{id}"}}"#
+        ),
+        oversized,
+    ];
+    for body in cases {
+        let server = CannedServer::start(200, body.clone()).await;
+        let error = canned_client(&server)
+            .create_data_key(&context("org_1"))
+            .await
+            .unwrap_err();
+        let shown = body.get(..60).unwrap_or(&body);
+        assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{shown}: {error}");
+        assert!(!error.is_retryable());
+        assert_eq!(error.request_id(), Some("req_canned"));
+        let text = error.to_string();
+        for secret in [&key32, &key31, "secret-ish", "31415926"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+
+    // A well-formed answer from the same kind of server works.
+    let good = format!(
+        r#"{{"context":{{"o":"1"}},"data_key":"{key32}","encrypted_keys":"AAAA","id":"{id}","new_field":true}}"#
+    );
+    let server = CannedServer::start(200, good).await;
+    let pair = canned_client(&server)
+        .create_data_key(&context("org_1"))
+        .await
+        .unwrap();
+    assert_eq!(pair.data_key.secret_bytes(), &[7; 32]);
+    assert_eq!(pair.encrypted_keys, [0, 0, 0]);
+
+    let server = CannedServer::start(200, format!(r#"{{"data_key":"{key31}","id":"{id}"}}"#)).await;
+    let error = canned_client(&server)
+        .decrypt_data_key(b"keys")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidResponse);
+    assert!(error.to_string().contains("31 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn error_bodies_give_the_message() {
+    let server = CannedServer::start(400, r#"{"message":"Keys are malformed","code":"bad"}"#).await;
+    let error = canned_client(&server)
+        .decrypt_data_key(b"keys")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidKeys);
+    assert_eq!(
+        error.to_string(),
+        "the key service rejected the encrypted keys: Keys are malformed (HTTP 400, request id req_canned)"
+    );
+
+    let server = CannedServer::start(502, "<html>bad gateway</html>").await;
+    let error = canned_client(&server)
+        .create_data_key(&context("org_1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Api);
+    assert_eq!(error.status(), Some(502));
+    assert!(error.is_retryable());
+    assert!(!error.to_string().contains("html"), "{error}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let server = start_server().await;
+    let faults = server.faults().clone();
+    faults.delay_next(1, Duration::from_millis(300));
+    let client = client_for(&server).max_retries(0).build().unwrap();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.create_data_key(&context("org_1")).await }
+    });
+    // Wait until the server holds the request.
+    while faults.requests(DATA_KEY) == 0 {
+        tokio::task::yield_now().await;
+    }
+    server.shutdown().await.unwrap();
+    call.await.unwrap().unwrap();
+    let error = client.create_data_key(&context("org_1")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Connect);
 }

@@ -71,7 +71,7 @@ async fn success_bodies_have_the_workos_shape() {
 }
 
 fn base64_len(text: &str) -> usize {
-    vault_format::b64::decode(text).unwrap().len()
+    vault_format::b64::decode(text).expect("base64").len()
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! A server for WorkOS Vault's key endpoints, over any
-//! [`KeyService`](vault_api::KeyService).
+//! [`KeyService`].
 //!
 //! **Most users want the `vault` crate** (or the `vault server` command).
 //! Use this crate to embed a WorkOS-compatible key service in your own
