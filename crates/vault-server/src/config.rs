@@ -74,6 +74,18 @@ impl ServerConfig {
         self
     }
 
+    /// Accepts each of `api_keys`, as [`api_key`](Self::api_key) does.
+    pub fn api_keys<I, K>(mut self, api_keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        for key in api_keys {
+            self = self.api_key(key);
+        }
+        self
+    }
+
     /// Whether any API key is configured (without one, every key request
     /// is refused).
     pub fn has_api_keys(&self) -> bool {
