@@ -13,10 +13,14 @@
 
 mod context;
 mod error;
+#[cfg(feature = "http")]
+mod http;
 mod service;
 pub mod wire;
 
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use error::{is_retryable_status, Error, ErrorKind};
+#[cfg(feature = "http")]
+pub use http::{HttpKeyService, HttpKeyServiceBuilder};
 pub use service::{DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

@@ -1,0 +1,152 @@
+//! [`ServerConfig`]: API keys and limits.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use vault_api::wire::SecretString;
+use zeroize::Zeroizing;
+
+use crate::Faults;
+
+/// The address a server binds when none is given: loopback only.
+pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+
+/// How a server authenticates and what it tolerates.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`api_key`](Self::api_key) | none: every key request gets 401 |
+/// | [`max_body_bytes`](Self::max_body_bytes) | 1 MiB |
+/// | [`max_header_bytes`](Self::max_header_bytes) | 16 KiB |
+/// | [`header_read_timeout`](Self::header_read_timeout) | 10 s |
+/// | [`max_connections`](Self::max_connections) | 1024 |
+/// | [`shutdown_grace`](Self::shutdown_grace) | 10 s |
+///
+/// ```
+/// let config = vault_server::ServerConfig::new()
+///     .api_key("sk_test_local")
+///     .max_body_bytes(64 * 1024);
+/// assert!(!format!("{config:?}").contains("sk_test_local"));
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct ServerConfig {
+    pub(crate) api_keys: Vec<SecretString>,
+    pub(crate) limits: Limits,
+    pub(crate) faults: Faults,
+}
+
+/// Numeric limits, kept apart so `Default` is spelled once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_header_bytes: 16 << 10,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The defaults in the table above. Add at least one API key.
+    pub fn new() -> Self {
+        ServerConfig::default()
+    }
+
+    /// Accepts `Authorization: Bearer <api_key>`. Call it again to accept
+    /// several keys (during a rotation, say). Keys are compared in constant
+    /// time, kept in zeroizing buffers, and never printed.
+    pub fn api_key(mut self, api_key: impl Into<String>) -> Self {
+        self.api_keys
+            .push(SecretString::from(Zeroizing::new(api_key.into())));
+        self
+    }
+
+    /// Accepts each of `api_keys`, as [`api_key`](Self::api_key) does.
+    pub fn api_keys<I, K>(mut self, api_keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        for key in api_keys {
+            self = self.api_key(key);
+        }
+        self
+    }
+
+    /// Whether any API key is configured (without one, every key request
+    /// is refused).
+    pub fn has_api_keys(&self) -> bool {
+        !self.api_keys.is_empty()
+    }
+
+    /// The largest request body; larger ones get 413 without being
+    /// buffered.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_body_bytes = bytes;
+        self
+    }
+
+    /// The largest request head (HTTP/1 start line and headers; HTTP/2
+    /// header list). HTTP/1 never goes below 8 KiB, hyper's minimum buffer.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_header_bytes = bytes;
+        self
+    }
+
+    /// How long a client may take to send its request headers (HTTP/1).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// How many connections are served at once; more wait to be accepted.
+    /// At least 1.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.limits.max_connections = connections.max(1);
+        self
+    }
+
+    /// How long a graceful shutdown waits for requests in flight before
+    /// closing their connections.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.limits.shutdown_grace = grace;
+        self
+    }
+
+    /// Fault injection, for tests of clients: see [`Faults`]. A server
+    /// without this call never injects faults.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.api_keys.len()),
+            )
+            .field("max_body_bytes", &self.limits.max_body_bytes)
+            .field("max_header_bytes", &self.limits.max_header_bytes)
+            .field("header_read_timeout", &self.limits.header_read_timeout)
+            .field("max_connections", &self.limits.max_connections)
+            .field("shutdown_grace", &self.limits.shutdown_grace)
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
