@@ -8,15 +8,20 @@
 //! - [`KeyContext`]: the validated name/value map that selects keys.
 //! - [`KeyService`]: create, decrypt and rekey data keys.
 //! - [`wire`]: the JSON bodies of WorkOS's key endpoints.
+//! - [`LocalKeyService`]: the embedded key service over a local [`Keyring`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod context;
 mod error;
+mod keyring;
+mod local;
 mod service;
 pub mod wire;
 
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use error::{is_retryable_status, Error, ErrorKind};
+pub use keyring::{Keyring, KeyringInfo, MasterKeyInfo, MASTER_KEY_LEN};
+pub use local::LocalKeyService;
 pub use service::{DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;
