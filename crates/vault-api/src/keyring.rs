@@ -141,8 +141,8 @@ impl Keyring {
             Error::new(
                 ErrorKind::Keyring,
                 format!(
-                    "keyring file {} does not exist; create it with `vault keyring init` \
-                     or Keyring::open_or_create",
+                    "keyring file {} does not exist; the local key service creates one on \
+                     first use (Keyring::open_or_create)",
                     path.display()
                 ),
             )

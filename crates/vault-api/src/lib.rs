@@ -8,10 +8,12 @@
 //! - [`KeyContext`]: the validated name/value map that selects keys.
 //! - [`KeyService`]: create, decrypt and rekey data keys.
 //! - [`wire`]: the JSON bodies of WorkOS's key endpoints.
+//! - [`CachingKeyService`]: an opt-in cache in front of any key service.
 //! - [`LocalKeyService`]: the embedded key service over a local [`Keyring`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cache;
 mod context;
 mod error;
 mod keyring;
@@ -19,6 +21,7 @@ mod local;
 mod service;
 pub mod wire;
 
+pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MESSAGES_PER_KEY};
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use error::{is_retryable_status, Error, ErrorKind};
 pub use keyring::{Keyring, KeyringInfo, MasterKeyInfo, MASTER_KEY_LEN};
