@@ -8,19 +8,27 @@
 //! - [`KeyContext`]: the validated name/value map that selects keys.
 //! - [`KeyService`]: create, decrypt and rekey data keys.
 //! - [`wire`]: the JSON bodies of WorkOS's key endpoints.
+//! - [`CachingKeyService`]: an opt-in cache in front of any key service.
+//! - [`LocalKeyService`]: the embedded key service over a local [`Keyring`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cache;
 mod context;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+mod keyring;
+mod local;
 mod service;
 pub mod wire;
 
+pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MESSAGES_PER_KEY};
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use error::{is_retryable_status, Error, ErrorKind};
 #[cfg(feature = "http")]
 pub use http::{HttpKeyService, HttpKeyServiceBuilder};
+pub use keyring::{Keyring, KeyringInfo, MasterKeyInfo, MASTER_KEY_LEN};
+pub use local::LocalKeyService;
 pub use service::{DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;
