@@ -93,7 +93,10 @@ impl PartialEq for DataKey {
     /// Constant-time comparison of the key bytes; ids compared normally.
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id
-            && ring::constant_time::verify_slices_are_equal(&*self.bytes, &*other.bytes).is_ok()
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                &self.bytes[..],
+                &other.bytes[..],
+            ))
     }
 }
 
