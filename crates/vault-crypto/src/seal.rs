@@ -247,4 +247,72 @@ mod tests {
             ([0xff, 0xff, 0xff, 0xff, 0x0f], 5)
         );
     }
+
+    /// Sealing with a given IV reproduces every valid Wycheproof AES-256
+    /// case of our IV sizes, through both back ends and every layout.
+    #[test]
+    fn wycheproof_seal() {
+        use wycheproof::aead::{TestName, TestSet};
+        let set = TestSet::load(TestName::AesGcm).unwrap();
+        let mut checked = 0;
+        for group in set.test_groups.iter().filter(|g| g.key_size == 256) {
+            let layouts: &[Layout] = match group.nonce_size {
+                96 => &[Layout::A12, Layout::B, Layout::APrime],
+                256 => &[Layout::A32],
+                _ => continue,
+            };
+            for test in &group.tests {
+                if test.result != wycheproof::TestResult::Valid {
+                    continue;
+                }
+                let key = DataKey::from_slice("w", &test.key).unwrap();
+                for &layout in layouts {
+                    let keys = b"WOS.EKM.v1\0";
+                    let frame = frame(layout, keys, &test.pt).unwrap();
+                    let mut out = b"prefix".to_vec();
+                    seal_frame(
+                        &mut out,
+                        &frame,
+                        &key,
+                        keys,
+                        &test.pt,
+                        &test.aad,
+                        Some(&test.nonce),
+                    )
+                    .unwrap();
+                    let envelope = vault_format::Envelope::parse_as(&out[6..], layout).unwrap();
+                    assert_eq!(envelope.ciphertext(), &test.ct[..], "tcId {}", test.tc_id);
+                    assert_eq!(envelope.tag(), &test.tag[..], "tcId {}", test.tc_id);
+                    assert_eq!(envelope.iv(), &test.nonce[..]);
+                    assert_eq!(envelope.encrypted_keys().unwrap(), &keys[..]);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+
+    #[test]
+    fn failed_seal_leaves_buffer_as_it_was() {
+        let key = DataKey::new("k", [1; 32]);
+        let frame = frame(Layout::A12, b"keys", b"secret").unwrap();
+        let mut out = b"prefix".to_vec();
+        let error = seal_frame(
+            &mut out,
+            &frame,
+            &key,
+            b"keys",
+            b"secret",
+            b"",
+            Some(&[0; 5]),
+        );
+        assert!(matches!(error, Err(Error::Format(_))));
+        assert_eq!(out, b"prefix");
+    }
+
+    #[test]
+    fn a_prime_stores_base64_text() {
+        assert_eq!(keys_region_len(Layout::APrime, &[0; 4]), 8);
+        assert_eq!(keys_region_len(Layout::A12, &[0; 4]), 4);
+    }
 }
