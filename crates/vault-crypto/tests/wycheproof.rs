@@ -52,16 +52,16 @@ fn aes_256_gcm() {
                 _ => false,
             };
             if layout == Layout::A32 && test.result == TestResult::Valid {
-                for (what, iv, tag, ct, aad) in
-                    mutations(&test.nonce, &test.tag, &test.ct, &test.aad)
-                {
+                for m in mutations(&test.nonce, &test.tag, &test.ct, &test.aad) {
                     derived.expected += 1;
-                    let envelope = Envelope::new(layout, &iv, &tag, b"", &ct).expect("sizes kept");
-                    match open(&key, &envelope, &aad) {
+                    let envelope =
+                        Envelope::new(layout, &m.iv, &m.tag, b"", &m.ct).expect("sizes kept");
+                    match open(&key, &envelope, &m.aad) {
                         Err(vault_crypto::Error::Decrypt) => derived.passed += 1,
                         other => failures.push(format!(
-                            "tcId {} with {what}: expected Decrypt, got {:?}",
+                            "tcId {} with {}: expected Decrypt, got {:?}",
                             test.tc_id,
+                            m.what,
                             other.map(|_| "plaintext")
                         )),
                     }
@@ -100,31 +100,47 @@ fn aes_256_gcm() {
     assert_eq!(derived.passed, derived.expected);
 }
 
-type Parts = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+/// A valid case with one change applied.
+#[derive(Clone)]
+struct Mutant {
+    what: String,
+    iv: Vec<u8>,
+    tag: Vec<u8>,
+    ct: Vec<u8>,
+    aad: Vec<u8>,
+}
 
 /// One-bit flips of every IV, tag and ciphertext byte, and a changed AAD.
-fn mutations(
-    iv: &[u8],
-    tag: &[u8],
-    ct: &[u8],
-    aad: &[u8],
-) -> Vec<(String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> {
-    let base: Parts = (iv.to_vec(), tag.to_vec(), ct.to_vec(), aad.to_vec());
+fn mutations(iv: &[u8], tag: &[u8], ct: &[u8], aad: &[u8]) -> Vec<Mutant> {
+    let base = Mutant {
+        what: String::new(),
+        iv: iv.to_vec(),
+        tag: tag.to_vec(),
+        ct: ct.to_vec(),
+        aad: aad.to_vec(),
+    };
     let mut out = Vec::new();
-    for (part, len) in [("iv", iv.len()), ("tag", tag.len()), ("ct", ct.len())] {
+    for part in ["iv", "tag", "ct"] {
+        let len = match part {
+            "iv" => iv.len(),
+            "tag" => tag.len(),
+            _ => ct.len(),
+        };
         for i in 0..len {
-            let (mut iv, mut tag, mut ct, aad) = base.clone();
+            let mut m = base.clone();
             let target = match part {
-                "iv" => &mut iv,
-                "tag" => &mut tag,
-                _ => &mut ct,
+                "iv" => &mut m.iv,
+                "tag" => &mut m.tag,
+                _ => &mut m.ct,
             };
             target[i] ^= 1 << (i % 8);
-            out.push((format!("{part}[{i}] flipped"), iv, tag, ct, aad));
+            m.what = format!("{part}[{i}] flipped");
+            out.push(m);
         }
     }
-    let (iv, tag, ct, mut aad) = base;
-    aad.push(0);
-    out.push(("aad extended".to_owned(), iv, tag, ct, aad));
+    let mut m = base;
+    m.aad.push(0);
+    m.what = "aad extended".to_owned();
+    out.push(m);
     out
 }
