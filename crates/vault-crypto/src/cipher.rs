@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use aes_gcm::aead::consts::U32;
 use aes_gcm::aes::Aes256;
 use aes_gcm::{AeadInPlace, AesGcm, KeyInit};
-use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
+use ring::aead::{Aad, Nonce, Tag};
 use ring::rand::{SecureRandom, SystemRandom};
 use vault_format::{Layout, TAG_LEN};
 
@@ -30,13 +30,6 @@ static RNG: LazyLock<SystemRandom> = LazyLock::new(SystemRandom::new);
 /// Fills `iv` with fresh random bytes.
 pub(crate) fn random_iv(iv: &mut [u8]) -> Result<(), Error> {
     RNG.fill(iv).map_err(|_| Error::Random)
-}
-
-fn ring_key(key: &DataKey) -> Result<LessSafeKey, Error> {
-    let bytes = key.secret_bytes();
-    UnboundKey::new(&AES_256_GCM, bytes)
-        .map(LessSafeKey::new)
-        .map_err(|_| Error::InvalidKeyLength { len: bytes.len() })
 }
 
 fn a32_cipher(key: &DataKey) -> Aes256Gcm32 {
@@ -72,7 +65,8 @@ pub(crate) fn seal_in_place(
         }
         Layout::A12 | Layout::B | Layout::APrime => {
             let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| bad_iv(layout, iv))?;
-            let tag = ring_key(key)?
+            let tag = key
+                .ring_key()?
                 .seal_in_place_separate_tag(nonce, Aad::from(aad), in_out)
                 .map_err(|_| too_long())?;
             let mut out = [0; TAG_LEN];
@@ -111,7 +105,8 @@ pub(crate) fn open_within(
         Layout::A12 | Layout::B | Layout::APrime => {
             let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::Decrypt)?;
             let tag = Tag::try_from(tag).map_err(|_| Error::Decrypt)?;
-            let plaintext = ring_key(key)?
+            let plaintext = key
+                .ring_key()?
                 .open_in_place_separate_tag(
                     nonce,
                     Aad::from(aad),
