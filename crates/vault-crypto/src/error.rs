@@ -15,8 +15,27 @@ pub enum Error {
     /// its tag, the AAD or the data key is wrong, and which one is not
     /// revealed.
     Decrypt,
-    /// The envelope's framing is invalid.
+    /// The envelope's framing is invalid; the cause is its
+    /// [`source`](std::error::Error::source).
     Format(vault_format::Error),
+    /// The keys region to seal is longer than an envelope's length prefix
+    /// can declare.
+    KeysTooLong {
+        /// The length of the keys region (for A-prime, of the base64 text).
+        len: u64,
+        /// The largest length an envelope holds, `u32::MAX`.
+        max: u64,
+    },
+    /// The plaintext is longer than AES-GCM can encrypt under one nonce.
+    PlaintextTooLong {
+        /// The length that was given.
+        len: u64,
+        /// The largest length AES-GCM allows, [`crate::MAX_PLAINTEXT_LEN`].
+        max: u64,
+    },
+    /// The operating system's random number generator failed, so no nonce
+    /// could be drawn. Nothing was encrypted.
+    Random,
 }
 
 impl fmt::Display for Error {
@@ -30,6 +49,17 @@ impl fmt::Display for Error {
                 f.write_str("ciphertext or associated data does not match the data key")
             }
             Error::Format(_) => f.write_str("ciphertext envelope is malformed"),
+            Error::KeysTooLong { len, max } => write!(
+                f,
+                "encrypted keys region is {len} bytes; an envelope holds at most {max}"
+            ),
+            Error::PlaintextTooLong { len, max } => write!(
+                f,
+                "plaintext is {len} bytes; AES-GCM encrypts at most {max} bytes per message"
+            ),
+            Error::Random => f.write_str(
+                "the operating system's random number generator failed; no nonce could be drawn",
+            ),
         }
     }
 }

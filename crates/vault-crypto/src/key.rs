@@ -1,6 +1,8 @@
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::Engine;
+use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -14,9 +16,18 @@ pub const DATA_KEY_LEN: usize = 32;
 /// appear in `Debug`, and are reached only through
 /// [`DataKey::secret_bytes`]. There is no `Display` and no `Clone`: use
 /// [`DataKey::duplicate`] where a second copy is truly needed (a cache).
+///
+/// The first seal or open through `ring` (every layout but A32) expands
+/// the key into ring's AES-GCM key schedule and keeps it in the `DataKey`,
+/// so reusing one `DataKey` for many messages pays that cost once. Like
+/// every ring key, that schedule is not wiped on drop (ring offers no
+/// way to); without the cache each call would leave an unwiped copy on
+/// the stack instead.
 pub struct DataKey {
     id: String,
     bytes: Zeroizing<[u8; DATA_KEY_LEN]>,
+    /// ring's expanded key, built on first use.
+    ring: OnceLock<LessSafeKey>,
 }
 
 impl DataKey {
@@ -25,6 +36,7 @@ impl DataKey {
         let key = DataKey {
             id: id.into(),
             bytes: Zeroizing::new(bytes),
+            ring: OnceLock::new(),
         };
         let mut bytes = bytes;
         zeroize::Zeroize::zeroize(&mut bytes);
@@ -36,6 +48,7 @@ impl DataKey {
         let mut key = DataKey {
             id: id.into(),
             bytes: Zeroizing::new([0; DATA_KEY_LEN]),
+            ring: OnceLock::new(),
         };
         if bytes.len() != DATA_KEY_LEN {
             return Err(Error::InvalidKeyLength { len: bytes.len() });
@@ -76,7 +89,22 @@ impl DataKey {
         DataKey {
             id: self.id.clone(),
             bytes: self.bytes.clone(),
+            ring: self.ring.clone(),
         }
+    }
+
+    /// ring's AES-256-GCM key for these bytes, expanded on first use.
+    pub(crate) fn ring_key(&self) -> Result<&LessSafeKey, Error> {
+        if let Some(key) = self.ring.get() {
+            return Ok(key);
+        }
+        let key = UnboundKey::new(&AES_256_GCM, &*self.bytes)
+            .map(LessSafeKey::new)
+            .map_err(|_| Error::InvalidKeyLength {
+                len: self.bytes.len(),
+            })?;
+        // Another thread may have won the race; both keys are the same.
+        Ok(self.ring.get_or_init(|| key))
     }
 }
 
@@ -92,12 +120,11 @@ impl fmt::Debug for DataKey {
 impl PartialEq for DataKey {
     /// Constant-time comparison of the key bytes; ids compared normally.
     fn eq(&self, other: &Self) -> bool {
-        let difference = self
-            .bytes
-            .iter()
-            .zip(other.bytes.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        self.id == other.id && difference == 0
+        self.id == other.id
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                &self.bytes[..],
+                &other.bytes[..],
+            ))
     }
 }
 
@@ -134,6 +161,21 @@ mod tests {
             DataKey::from_base64("x", "not base64!").unwrap_err(),
             Error::InvalidKeyEncoding
         );
+    }
+
+    #[test]
+    fn is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<DataKey>();
+    }
+
+    #[test]
+    fn duplicate_keeps_key_and_cache_is_per_bytes() {
+        let key = DataKey::new("id", [9; 32]);
+        assert!(key.ring_key().is_ok());
+        let copy = key.duplicate();
+        assert_eq!(key, copy);
+        assert!(copy.ring.get().is_some());
     }
 
     #[test]
