@@ -58,6 +58,10 @@
 //! - **Failure is opaque.** A wrong key, AAD, IV, tag or ciphertext all give
 //!   the same [`Error::Decrypt`], and no partial plaintext is ever
 //!   returned: buffers that held it are wiped.
+//! - **Performance.** Sealing and opening encrypt in place in the output
+//!   buffer; the `_into` variants reuse a caller's buffer. A [`DataKey`]
+//!   keeps ring's expanded key after first use, so reuse one `DataKey`
+//!   for many messages rather than rebuilding it.
 //! - A single message holds at most [`MAX_PLAINTEXT_LEN`] bytes (AES-GCM's
 //!   limit, about 64 GiB).
 #![forbid(unsafe_code)]

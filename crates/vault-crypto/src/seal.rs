@@ -120,19 +120,20 @@ pub(crate) fn seal_frame(
 ) -> Result<(), Error> {
     let start = out.len();
     let layout = frame.layout();
-    let placeholder = [0u8; 32];
-    let iv_tag = &placeholder[..layout.iv_len()];
-    let tag = &placeholder[..TAG_LEN];
+    // IV and tag slots are filled in place below.
+    let zeros = [0u8; 32];
+    let iv_slot = &zeros[..layout.iv_len()];
+    let tag_slot = &zeros[..TAG_LEN];
     match layout {
         Layout::B => {
             append_keys(out, frame, encrypted_keys);
-            out.extend_from_slice(iv_tag);
+            out.extend_from_slice(iv_slot);
             out.extend_from_slice(plaintext);
-            out.extend_from_slice(tag);
+            out.extend_from_slice(tag_slot);
         }
         Layout::A12 | Layout::A32 | Layout::APrime => {
-            out.extend_from_slice(iv_tag);
-            out.extend_from_slice(tag);
+            out.extend_from_slice(iv_slot);
+            out.extend_from_slice(tag_slot);
             append_keys(out, frame, encrypted_keys);
             out.extend_from_slice(plaintext);
         }
