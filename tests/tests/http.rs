@@ -22,8 +22,8 @@ async fn create_decrypt_and_rekey_round_trip() {
     assert_eq!(pair.context, context("org_1"));
     assert_eq!(pair.id, pair.data_key.id());
     match KeyBlob::parse(&pair.encrypted_keys) {
-        KeyBlob::WorkOs { data_key_id, .. } => assert_eq!(data_key_id, pair.id),
-        other => panic!("not a WorkOS blob: {other:?}"),
+        KeyBlob::Local { data_key_id, .. } => assert_eq!(data_key_id, pair.id),
+        other => panic!("not a local key service blob: {other:?}"),
     }
 
     let data_key = client.decrypt_data_key(&pair.encrypted_keys).await.unwrap();

@@ -51,7 +51,8 @@ async fn success_bodies_have_the_workos_shape() {
     let id = json["id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 36);
     let keys = json["encrypted_keys"].as_str().unwrap().to_owned();
-    assert!(keys.starts_with("V09TLkVLTS52MQ"), "{keys}");
+    // The local key service's blob magic, `VRS.LKS.v1\0`, as base64.
+    assert!(keys.starts_with("VlJTLkxLUy52MQ"), "{keys}");
 
     let decrypted = post(&server, DECRYPT, &format!(r#"{{"keys":"{keys}"}}"#)).await;
     assert_eq!(decrypted.status, 200);

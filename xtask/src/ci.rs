@@ -17,7 +17,7 @@ pub fn run_all() -> Result<(), String> {
     let mut doc = cargo(&["doc", "--workspace", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     util::run(doc)?;
-    Ok(())
+    crate::compat::run(&[])
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -1,6 +1,8 @@
 //! `cargo xtask <command>`: the project's automation, one module per command.
 
 mod ci;
+mod compat;
+mod compat_install;
 mod util;
 
 use std::process::ExitCode;
@@ -8,12 +10,16 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci      fmt --check, clippy -D warnings, tests (doctests included), docs with warnings denied";
+  ci      fmt --check, clippy -D warnings, tests (doctests included), docs with
+          warnings denied, then compat
+  compat  install the pinned official Node and Python SDKs and run the
+          cross-SDK tests against vault-server";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
+        Some("compat") => compat::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

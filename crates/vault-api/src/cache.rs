@@ -398,7 +398,7 @@ impl<K: KeyService> CachingKeyService<K> {
                                 cache.slots.insert(
                                     context.clone(),
                                     ReuseSlot::Ready {
-                                        pair: pair.duplicate(),
+                                        pair: Box::new(pair.duplicate()),
                                         created: Instant::now(),
                                         messages: 1,
                                         bytes: message_len,
@@ -805,7 +805,8 @@ struct ReuseCache {
 
 enum ReuseSlot {
     Ready {
-        pair: DataKeyPair,
+        // Boxed: a data key carries ring's expanded key schedule.
+        pair: Box<DataKeyPair>,
         created: Instant,
         messages: u64,
         bytes: u64,

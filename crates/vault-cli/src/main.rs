@@ -1,5 +1,25 @@
-//! The `vault` command.
-fn main() {
-    eprintln!("vault: not built yet");
-    std::process::exit(2);
+//! `vault`: encrypt, decrypt, inspect and serve WorkOS Vault ciphertexts.
+//!
+//! The backend is chosen like `vault::Vault::from_env`: WorkOS when
+//! `WORKOS_API_KEY` is set, otherwise the local keyring. Exit codes: 0
+//! success, 1 authentication or decryption failure, 2 usage error or bad
+//! input, 3 key service unreachable.
+
+mod cli;
+mod io;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("vault: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
 }

@@ -255,8 +255,7 @@ impl<'a> Envelope<'a> {
         let offset = buf.len() - raw_len;
         self.write_frame(&frame, &mut buf[offset..]);
         b64::encode_tail_in_place(&mut buf, raw_len);
-        // Base64 output is ASCII; the fallback never runs.
-        String::from_utf8(buf).unwrap_or_default()
+        String::from_utf8(buf).expect("base64 text is ASCII")
     }
 
     fn write_frame(&self, frame: &Frame, out: &mut [u8]) {

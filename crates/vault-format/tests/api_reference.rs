@@ -15,7 +15,7 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    serde_json::from_str(REFERENCE).unwrap()
+    serde_json::from_str(REFERENCE).expect("reference file parses")
 }
 
 #[test]
@@ -25,9 +25,14 @@ fn decrypt_data_key_example_is_a_workos_blob() {
     let parsed = KeyBlob::parse(&blob);
     assert_eq!(parsed.kind(), "workos");
     assert_eq!(parsed.version(), Some("v1"));
-    assert_eq!(parsed.data_key_id(), Some(reference.decrypt_data_key_keys_data_key_id.as_str()));
+    assert_eq!(
+        parsed.data_key_id(),
+        Some(reference.decrypt_data_key_keys_data_key_id.as_str())
+    );
     // The observed structure after the id: 01 01 '1', 01 24 <KEK uuid>, 01 74 ...
-    let KeyBlob::WorkOs { rest, .. } = parsed else { unreachable!() };
+    let KeyBlob::WorkOs { rest, .. } = parsed else {
+        unreachable!()
+    };
     assert_eq!(&rest[..5], b"\x01\x011\x01\x24");
 }
 
@@ -40,17 +45,27 @@ fn decrypt_example_is_a32() {
             let envelope = Envelope::parse(&bytes).unwrap();
             assert_eq!(envelope.layout(), Layout::A32);
             let keys = envelope.encrypted_keys().unwrap();
-            assert_eq!(KeyBlob::parse(&keys).data_key_id(), Some("d4ecdb90-30fc-560a-80c4-a1ad67b2b53c"));
+            assert_eq!(
+                KeyBlob::parse(&keys).data_key_id(),
+                Some("d4ecdb90-30fc-560a-80c4-a1ad67b2b53c")
+            );
         }
         None => {
             // Only the example's first characters survive in our copy: a
             // cut-off A32 envelope must be refused, never misread.
             let prefix = &reference.decrypt_ciphertext_prefix;
-            assert!(matches!(b64::decode(prefix), Err(Error::MalformedBase64 { .. })));
+            assert!(matches!(
+                b64::decode(prefix),
+                Err(Error::MalformedBase64 { .. })
+            ));
             let bytes = b64::decode(&prefix[..prefix.len() / 4 * 4]).unwrap();
             assert_eq!(
                 Envelope::parse_as(&bytes, Layout::A32),
-                Err(Error::TooShort { layout: Layout::A32, len: bytes.len(), min: 49 })
+                Err(Error::TooShort {
+                    layout: Layout::A32,
+                    len: bytes.len(),
+                    min: 49
+                })
             );
         }
     }

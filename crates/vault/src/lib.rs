@@ -1,3 +1,292 @@
-//! Envelope encryption with WorkOS Vault.
+//! Envelope encryption with [WorkOS Vault](https://workos.com/docs/vault)'s
+//! key API, or fully offline with an embedded key service.
+//!
+//! [`Vault::encrypt`] asks a key service for a fresh data key wrapped under
+//! a [`KeyContext`], seals the plaintext locally with AES-256-GCM and
+//! returns one base64 string holding the IV, the tag, the wrapped key and
+//! the ciphertext. [`Vault::decrypt`] reads that string (in any layout an
+//! official WorkOS SDK ever wrote), has the key service unwrap the data key
+//! and opens the ciphertext locally. Plaintext never leaves the process.
+//!
+//! # The embedded default
+//!
+//! With no WorkOS account, [`LocalKeyService`] wraps data keys under a
+//! keyring of your own. This example keeps the keyring in memory:
+//!
+//! ```
+//! use vault::{KeyContext, LocalKeyService, Vault};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let vault = Vault::new(LocalKeyService::ephemeral());
+//! let context = KeyContext::new().with("organization_id", "org_123")?;
+//!
+//! let ciphertext = vault.encrypt("keep it secret, keep it safe", &context, Some(b"user_42")).await?;
+//! let plaintext = vault.decrypt_to_string(&ciphertext, Some(b"user_42")).await?;
+//! assert_eq!(plaintext, "keep it secret, keep it safe");
+//!
+//! // The wrong AAD is refused: AAD is what binds a ciphertext to its record.
+//! assert!(vault.decrypt(&ciphertext, Some(b"user_43")).await.is_err());
+//!
+//! // Inspecting needs no key service.
+//! let info = Vault::inspect(&ciphertext)?;
+//! assert_eq!(info.layout, "A12");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Vault::from_env`] picks the backend from the environment: WorkOS when
+//! `WORKOS_API_KEY` is set, otherwise the local key service with its
+//! keyring at `VAULT_KEYRING` or in the platform data directory.
+//!
+//! # WorkOS
+//!
+#![cfg_attr(feature = "http", doc = "```no_run")]
+#![cfg_attr(not(feature = "http"), doc = "```ignore")]
+//! use vault::{HttpKeyService, KeyContext, Vault};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let service = HttpKeyService::builder().api_key("sk_live_...").build()?;
+//! let vault = Vault::builder().key_service(service).build()?;
+//! let context = KeyContext::new().with("organization_id", "org_01EHZNVPK3SFK441A1RGBFSHRT")?;
+//! let ciphertext = vault.encrypt(b"card number", &context, None).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Security notes
+//!
+//! - The wrapped keys inside a ciphertext are **not** covered by its GCM tag.
+//!   Swapping them only makes decryption fail, but nothing ties a ciphertext
+//!   to the database row it sits in unless you pass AAD (a record id, say)
+//!   to both `encrypt` and `decrypt`.
+//! - A data key is random per message by default. With
+//!   [`CachingKeyService`] a key may be reused for several messages: fewer
+//!   key service calls, more data under one key.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod env;
+mod error;
+mod inspect;
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+
+use std::sync::Arc;
+
+pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
+pub use error::Error;
+pub use inspect::Inspection;
+#[cfg(feature = "http")]
+pub use vault_api::HttpKeyService;
+pub use vault_api::{
+    CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, ErrorKind, KeyContext,
+    KeyService, LocalKeyService, ReusePolicy,
+};
+pub use vault_format::Layout;
+
+/// Encrypts and decrypts through a key service. Cheap to clone: clones
+/// share the key service.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    service: Arc<dyn KeyService>,
+    layout: Layout,
+}
+
+impl Vault {
+    /// A vault over `service`, writing the default layout (A12).
+    pub fn new(service: impl KeyService + 'static) -> Self {
+        Vault {
+            service: Arc::new(service),
+            layout: Layout::default(),
+        }
+    }
+
+    /// A builder, to choose the layout or put a cache in front.
+    pub fn builder() -> VaultBuilder {
+        VaultBuilder::default()
+    }
+
+    /// The backend the environment asks for: WorkOS when `WORKOS_API_KEY`
+    /// is set (at `WORKOS_BASE_URL`, default `https://api.workos.com`),
+    /// otherwise the local key service, with its keyring at `VAULT_KEYRING`
+    /// or in the platform data directory (created on first use, mode 0600).
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Vault {
+            service: env::key_service_from_env()?,
+            layout: Layout::default(),
+        })
+    }
+
+    /// The key service in use.
+    pub fn key_service(&self) -> &Arc<dyn KeyService> {
+        &self.service
+    }
+
+    /// The layout `encrypt` writes.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Encrypts `plaintext` under a fresh data key for `context`, binding
+    /// `aad` (absent and empty are the same). Returns base64 text.
+    pub async fn encrypt(
+        &self,
+        plaintext: impl AsRef<[u8]>,
+        context: &KeyContext,
+        aad: Option<&[u8]>,
+    ) -> Result<String, Error> {
+        let plaintext = plaintext.as_ref();
+        context.validate()?;
+        let pair = self
+            .service
+            .data_key_for_message(context, plaintext.len() as u64)
+            .await?;
+        let text = vault_crypto::seal_to_base64(
+            &pair.data_key,
+            self.layout,
+            &pair.encrypted_keys,
+            plaintext,
+            aad.unwrap_or_default(),
+        )?;
+        Ok(text)
+    }
+
+    /// [`Vault::encrypt`] for text.
+    pub async fn encrypt_str(
+        &self,
+        plaintext: &str,
+        context: &KeyContext,
+        aad: Option<&str>,
+    ) -> Result<String, Error> {
+        self.encrypt(plaintext, context, aad.map(str::as_bytes))
+            .await
+    }
+
+    /// Decrypts base64 ciphertext of any layout, with the `aad` given at
+    /// encryption.
+    pub async fn decrypt(&self, ciphertext: &str, aad: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+        let mut buf = Vec::new();
+        vault_format::b64::decode_into(ciphertext, &mut buf)?;
+        let envelope = vault_format::Envelope::parse(&buf)?;
+        let key = self
+            .service
+            .decrypt_data_key(&envelope.encrypted_keys()?)
+            .await?;
+        Ok(vault_crypto::open(
+            &key,
+            &envelope,
+            aad.unwrap_or_default(),
+        )?)
+    }
+
+    /// [`Vault::decrypt`] to a `String`; plaintext that is not UTF-8 is an
+    /// error (and is wiped).
+    pub async fn decrypt_to_string(
+        &self,
+        ciphertext: &str,
+        aad: Option<&[u8]>,
+    ) -> Result<String, Error> {
+        let bytes = self.decrypt(ciphertext, aad).await?;
+        String::from_utf8(bytes).map_err(|error| {
+            zeroize::Zeroize::zeroize(&mut error.into_bytes());
+            Error::NotUtf8
+        })
+    }
+
+    /// Creates a data key for `context` (for callers doing their own
+    /// encryption). Store `encrypted_keys`: it cannot be fetched again.
+    pub async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
+        context.validate()?;
+        Ok(self.service.create_data_key(context).await?)
+    }
+
+    /// Unwraps a data key from its `encrypted_keys` blob (raw bytes).
+    pub async fn decrypt_data_key(&self, encrypted_keys: &[u8]) -> Result<DataKey, Error> {
+        Ok(self.service.decrypt_data_key(encrypted_keys).await?)
+    }
+
+    /// Rewraps a ciphertext's data key under `new_context`. The IV, tag and
+    /// ciphertext are untouched and the layout is kept; only the keys region
+    /// changes.
+    pub async fn rekey(&self, ciphertext: &str, new_context: &KeyContext) -> Result<String, Error> {
+        new_context.validate()?;
+        let bytes = vault_format::b64::decode(ciphertext)?;
+        let envelope = vault_format::Envelope::parse(&bytes)?;
+        let keys = envelope.encrypted_keys()?;
+        let pair = self.service.rekey(&keys, new_context).await?;
+        let text;
+        let region: &[u8] = if envelope.layout() == Layout::APrime {
+            text = pair.encrypted_keys_base64();
+            text.as_bytes()
+        } else {
+            &pair.encrypted_keys
+        };
+        let rekeyed = vault_format::Envelope::new(
+            envelope.layout(),
+            envelope.iv(),
+            envelope.tag(),
+            region,
+            envelope.ciphertext(),
+        )?;
+        Ok(rekeyed.to_base64())
+    }
+
+    /// Describes a ciphertext offline: no key service call, no key needed.
+    pub fn inspect(ciphertext: &str) -> Result<Inspection, Error> {
+        Inspection::of(ciphertext)
+    }
+}
+
+/// Builds a [`Vault`].
+#[derive(Debug, Default)]
+pub struct VaultBuilder {
+    service: Option<Arc<dyn KeyService>>,
+    layout: Layout,
+    cache: Option<CacheConfig>,
+}
+
+impl VaultBuilder {
+    /// The key service (required).
+    pub fn key_service(mut self, service: impl KeyService + 'static) -> Self {
+        self.service = Some(Arc::new(service));
+        self
+    }
+
+    /// A shared key service.
+    pub fn shared_key_service(mut self, service: Arc<dyn KeyService>) -> Self {
+        self.service = Some(service);
+        self
+    }
+
+    /// The layout `encrypt` writes: A12 (default, read by every current
+    /// SDK), B (Go >= 7, the official Rust crate), A32 or A-prime (for
+    /// migration tests only).
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Puts a [`CachingKeyService`] in front of the key service. See its
+    /// docs for the trade-off.
+    pub fn cache(mut self, config: CacheConfig) -> Self {
+        self.cache = Some(config);
+        self
+    }
+
+    /// The vault.
+    pub fn build(self) -> Result<Vault, Error> {
+        let service = self
+            .service
+            .ok_or_else(|| Error::Config("Vault::builder() needs a key_service".to_owned()))?;
+        let service: Arc<dyn KeyService> = match self.cache {
+            Some(config) => Arc::new(CachingKeyService::new(service, config)),
+            None => service,
+        };
+        Ok(Vault {
+            service,
+            layout: self.layout,
+        })
+    }
+}

@@ -1,0 +1,52 @@
+use serde::Serialize;
+use vault_format::{b64, Envelope, KeyBlob};
+
+use crate::Error;
+
+/// What a ciphertext says about itself, read offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// `A12`, `A32`, `B` or `A-prime`.
+    pub layout: &'static str,
+    /// Length of the IV (nonce) in bytes.
+    pub iv_len: usize,
+    /// Length of the `encrypted_keys` blob in bytes.
+    pub keys_len: usize,
+    /// Length of the AES-GCM ciphertext in bytes, without the tag (equal to
+    /// the plaintext's length).
+    pub ciphertext_len: usize,
+    /// Who wrote the blob: `workos`, `local` or `unknown`.
+    pub key_blob_kind: &'static str,
+    /// The blob's format version, when known.
+    pub key_blob_version: Option<String>,
+    /// The data key id, when the blob is of a known kind.
+    pub data_key_id: Option<String>,
+    /// The local keyring version that wrapped the key, for local blobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring_version: Option<u32>,
+}
+
+impl Inspection {
+    pub(crate) fn of(ciphertext: &str) -> Result<Self, Error> {
+        let bytes = b64::decode(ciphertext)?;
+        let envelope = Envelope::parse(&bytes)?;
+        let keys = envelope.encrypted_keys()?;
+        let blob = KeyBlob::parse(&keys);
+        Ok(Inspection {
+            layout: envelope.layout().name(),
+            iv_len: envelope.iv().len(),
+            keys_len: keys.len(),
+            ciphertext_len: envelope.ciphertext().len(),
+            key_blob_kind: blob.kind(),
+            key_blob_version: blob.version().map(str::to_owned),
+            data_key_id: blob.data_key_id().map(str::to_owned),
+            keyring_version: match blob {
+                KeyBlob::Local {
+                    keyring_version, ..
+                } => Some(keyring_version),
+                _ => None,
+            },
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! The facade end to end over the embedded key service.
+
+#![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
+
+use vault::{Error, KeyContext, Layout, LocalKeyService, Vault};
+use vault_format::{b64, Envelope, KeyBlob};
+
+fn context(org: &str) -> KeyContext {
+    KeyContext::new().with("organization_id", org).unwrap()
+}
+
+#[tokio::test]
+async fn round_trips_in_every_layout() {
+    let service = std::sync::Arc::new(LocalKeyService::ephemeral());
+    for layout in Layout::ALL {
+        let vault = Vault::builder()
+            .shared_key_service(service.clone())
+            .layout(layout)
+            .build()
+            .unwrap();
+        for plaintext in [
+            &b""[..],
+            b"x",
+            "h\u{e9}llo \u{1f510}".as_bytes(),
+            &[0u8; 70_000][..],
+        ] {
+            let ciphertext = vault
+                .encrypt(plaintext, &context("org_1"), Some(b"row-7"))
+                .await
+                .unwrap();
+            assert_eq!(Vault::inspect(&ciphertext).unwrap().layout, layout.name());
+            let opened = vault.decrypt(&ciphertext, Some(b"row-7")).await.unwrap();
+            assert_eq!(opened, plaintext, "{layout}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn absent_and_empty_aad_are_the_same_and_wrong_aad_fails() {
+    let vault = Vault::new(LocalKeyService::ephemeral());
+    let ciphertext = vault
+        .encrypt_str("secret", &context("org_1"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        vault
+            .decrypt_to_string(&ciphertext, Some(b""))
+            .await
+            .unwrap(),
+        "secret"
+    );
+    assert!(matches!(
+        vault.decrypt(&ciphertext, Some(b"other")).await,
+        Err(Error::Decrypt)
+    ));
+    let with_aad = vault
+        .encrypt_str("secret", &context("org_1"), Some("a"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        vault.decrypt(&with_aad, None).await,
+        Err(Error::Decrypt)
+    ));
+}
+
+#[tokio::test]
+async fn rekey_changes_only_the_keys_region() {
+    let vault = Vault::new(LocalKeyService::ephemeral());
+    let original = vault
+        .encrypt("payload", &context("org_1"), Some(b"aad"))
+        .await
+        .unwrap();
+    let rekeyed = vault.rekey(&original, &context("org_2")).await.unwrap();
+    assert_ne!(original, rekeyed);
+
+    let (before, after) = (
+        b64::decode(&original).unwrap(),
+        b64::decode(&rekeyed).unwrap(),
+    );
+    let (before, after) = (
+        Envelope::parse(&before).unwrap(),
+        Envelope::parse(&after).unwrap(),
+    );
+    assert_eq!(
+        (before.iv(), before.tag(), before.ciphertext()),
+        (after.iv(), after.tag(), after.ciphertext())
+    );
+    assert_ne!(before.keys(), after.keys());
+    // Same data key, so the same id.
+    assert_eq!(
+        KeyBlob::parse(before.keys()).data_key_id(),
+        KeyBlob::parse(after.keys()).data_key_id()
+    );
+    assert_eq!(
+        vault
+            .decrypt_to_string(&rekeyed, Some(b"aad"))
+            .await
+            .unwrap(),
+        "payload"
+    );
+}
+
+#[tokio::test]
+async fn data_keys_round_trip() {
+    let vault = Vault::new(LocalKeyService::ephemeral());
+    let pair = vault.create_data_key(&context("org_1")).await.unwrap();
+    let key = vault.decrypt_data_key(&pair.encrypted_keys).await.unwrap();
+    assert_eq!(key, pair.data_key);
+    assert_eq!(key.id(), pair.id);
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors() {
+    let vault = Vault::new(LocalKeyService::ephemeral());
+    assert!(matches!(
+        vault.decrypt("not base64!", None).await,
+        Err(Error::Format(_))
+    ));
+    assert!(matches!(
+        vault.decrypt("", None).await,
+        Err(Error::Format(vault_format::Error::Empty))
+    ));
+    let error = vault
+        .encrypt("x", &KeyContext::new(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.key_service().map(|e| e.kind()),
+        Some(vault::ErrorKind::InvalidContext)
+    );
+    let binary = vault
+        .encrypt([0xff, 0xfe], &context("o"), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        vault.decrypt_to_string(&binary, None).await,
+        Err(Error::NotUtf8)
+    ));
+}
+
+#[tokio::test]
+async fn inspect_reads_offline() {
+    let vault = Vault::new(LocalKeyService::ephemeral());
+    let ciphertext = vault
+        .encrypt("12345", &context("org_1"), None)
+        .await
+        .unwrap();
+    let info = Vault::inspect(&ciphertext).unwrap();
+    assert_eq!(
+        (info.layout, info.iv_len, info.ciphertext_len),
+        ("A12", 12, 5)
+    );
+    assert_eq!(info.key_blob_kind, "local");
+    assert_eq!(info.keyring_version, Some(1));
+    assert_eq!(info.data_key_id.as_deref().map(str::len), Some(36));
+}

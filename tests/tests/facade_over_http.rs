@@ -1,0 +1,78 @@
+//! The facade over our HTTP client over our server, and the blocking API.
+
+use vault::{HttpKeyService, KeyContext, Layout, Vault};
+use vault_tests::{backing_service, start_server, API_KEY};
+
+fn context() -> KeyContext {
+    KeyContext::new()
+        .with("organization_id", "org_http")
+        .expect("valid context")
+}
+
+#[tokio::test]
+async fn encrypt_decrypt_rekey_through_the_server() {
+    let server = start_server().await;
+    let client = HttpKeyService::builder()
+        .api_key(API_KEY)
+        .base_url(server.url())
+        .build()
+        .expect("client");
+    let vault = Vault::new(client);
+    let ciphertext = vault
+        .encrypt("over the wire", &context(), Some(b"aad"))
+        .await
+        .expect("encrypt");
+    assert_eq!(
+        vault
+            .decrypt_to_string(&ciphertext, Some(b"aad"))
+            .await
+            .expect("decrypt"),
+        "over the wire"
+    );
+    let other = KeyContext::new()
+        .with("organization_id", "org_other")
+        .expect("valid context");
+    let rekeyed = vault.rekey(&ciphertext, &other).await.expect("rekey");
+    assert_eq!(
+        vault
+            .decrypt(&rekeyed, Some(b"aad"))
+            .await
+            .expect("decrypt rekeyed"),
+        b"over the wire"
+    );
+    assert_eq!(server.faults().requests(vault_api::wire::DATA_KEY_PATH), 1);
+    assert_eq!(server.faults().requests(vault_api::wire::DECRYPT_PATH), 2);
+    assert_eq!(server.faults().requests(vault_api::wire::REKEY_PATH), 1);
+}
+
+#[test]
+fn blocking_api_round_trips() {
+    let vault = vault::blocking::Vault::from_async(
+        Vault::builder()
+            .shared_key_service(backing_service())
+            .layout(Layout::B)
+            .build()
+            .expect("vault"),
+    )
+    .expect("runtime");
+    let ciphertext = vault
+        .encrypt(b"not async", &context(), None)
+        .expect("encrypt");
+    assert_eq!(
+        vault::blocking::Vault::inspect(&ciphertext)
+            .expect("inspect")
+            .layout,
+        "B"
+    );
+    assert_eq!(
+        vault.decrypt(&ciphertext, None).expect("decrypt"),
+        b"not async"
+    );
+    let pair = vault.create_data_key(&context()).expect("data key");
+    assert_eq!(
+        vault
+            .decrypt_data_key(&pair.encrypted_keys)
+            .expect("unwrap"),
+        pair.data_key
+    );
+}
