@@ -625,20 +625,8 @@ fn status_error(path: &str, status: u16, detail: Option<String>) -> Error {
 
 /// A random UUID v4 from the system CSPRNG.
 fn new_idempotency_key(rng: &SystemRandom) -> Result<String, Error> {
-    let mut b = [0u8; 16];
-    rng.fill(&mut b)
-        .map_err(|_| config_error("the system random number generator failed"))?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
+    crate::uuid::new_v4(rng)
+        .ok_or_else(|| config_error("the system random number generator failed"))
 }
 
 fn invalid_response(message: &str, request_id: Option<&str>) -> Error {
