@@ -317,15 +317,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
 }
 
 fn keyring(command: KeyringCommand) -> Result<(), Failure> {
-    let path = vault::keyring_path()?;
     let service = local_service()?;
     if let KeyringCommand::Rotate = command {
         service.rotate()?;
     }
-    let info = service.keyring_info();
-    let _ = &info;
-    write_json(&json!({
-        "path": path.display().to_string(),
-        "keyring": serde_json::to_value(&info).unwrap_or_default(),
-    }))
+    let info = serde_json::to_value(service.keyring_info())
+        .map_err(|e| Failure::input(format!("cannot format JSON: {e}")))?;
+    write_json(&info)
 }

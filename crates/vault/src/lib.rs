@@ -129,6 +129,12 @@ impl Vault {
         self.layout
     }
 
+    /// This vault, writing `layout` instead; see [`VaultBuilder::layout`].
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
     /// Encrypts `plaintext` under a fresh data key for `context`, binding
     /// `aad` (absent and empty are the same). Returns base64 text.
     pub async fn encrypt(
