@@ -717,7 +717,7 @@ impl Report {
             format!("FAIL\n    {}", failures.join("\n    "))
         };
         format!(
-            "soak phase {name:?}: {ops} round trips at concurrency {conc}, {faults}\n\
+            "soak phase {name:?}: {ops} round trips at concurrency {conc}, {faults} (seed {seed})\n\
              \x20 {done} completed in {secs:.1} s: {rate:.0} ops/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms\n\
              \x20 peak RSS (VmHWM, server in-process): {hwm}; VmRSS at {rss}\n\
              \x20 outcomes: {first} ok first try, {after} ok after retries, {retryable} failed with retryable errors, \
@@ -733,6 +733,7 @@ impl Report {
             ops = self.params.ops,
             conc = self.params.concurrency,
             faults = self.faults_text(),
+            seed = self.params.seed,
             done = t.completed,
             secs = self.elapsed.as_secs_f64(),
             rate = self.ops_per_sec(),
