@@ -63,7 +63,6 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     other => return Err(format!("--phase: unknown phase {other:?}\n{USAGE}")),
                 }
             }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -71,6 +70,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let args = parse(args)?;
     let out = util::root().join("target").join("soak");
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -151,4 +154,40 @@ fn summarize(out: &Path, args: &Args) -> Result<String, String> {
     let path = out.join("summary.json");
     fs::write(&path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Result<Args, String> {
+        let args: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+        parse(&args)
+    }
+
+    #[test]
+    fn defaults_are_the_issues_numbers() {
+        let parsed = args("").unwrap();
+        assert_eq!((parsed.ops, parsed.concurrency), (50_000, 64));
+        assert_eq!(parsed.phases, PHASES.to_vec());
+        assert_eq!(parsed.seed, None);
+    }
+
+    #[test]
+    fn flags_and_their_errors() {
+        let parsed = args("--ops 500 --concurrency 16 --phase faults --seed 7").unwrap();
+        assert_eq!((parsed.ops, parsed.concurrency), (500, 16));
+        assert_eq!(parsed.phases, vec![PHASES[1]]);
+        assert_eq!(parsed.seed, Some(7));
+        for bad in [
+            "--ops",
+            "--ops 0",
+            "--ops x",
+            "--phase warm",
+            "--concurrency -1",
+            "--fast",
+        ] {
+            assert!(args(bad).is_err(), "{bad}");
+        }
+    }
 }
