@@ -3,6 +3,7 @@
 mod ci;
 mod compat;
 mod compat_install;
+mod soak;
 mod util;
 
 use std::process::ExitCode;
@@ -13,13 +14,16 @@ commands:
   ci      fmt --check, clippy -D warnings, tests (doctests included), docs with
           warnings denied, then compat
   compat  install the pinned official Node and Python SDKs and run the
-          cross-SDK tests against vault-server";
+          cross-SDK tests against vault-server
+  soak    verified encrypt/decrypt load against vault-server, without then with
+          faults [--ops N] [--concurrency N] [--phase clean|faults|both]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

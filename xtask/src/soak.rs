@@ -1,0 +1,193 @@
+//! `cargo xtask soak`: encrypt/decrypt round trips under load against
+//! `vault-server`, verifying every plaintext, first without faults, then
+//! with the issue's fault mix. The load generator is the ignored test
+//! `soak_phase` in `tests/tests/soak.rs`, built in release; each phase runs
+//! in its own process, so each has its own peak RSS. Figures go to stdout
+//! and to `target/soak/summary.json`.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::{self, cargo};
+
+const USAGE: &str =
+    "usage: cargo xtask soak [--ops N] [--concurrency N] [--phase clean|faults|both] [--seed N]";
+
+/// A phase: its name and its `VAULT_SOAK_FAULTS`.
+const PHASES: [(&str, &str); 2] = [("clean", "none"), ("faults", "issue")];
+
+struct Args {
+    ops: u64,
+    concurrency: usize,
+    phases: Vec<(&'static str, &'static str)>,
+    seed: Option<u64>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut parsed = Args {
+        ops: 50_000,
+        concurrency: 64,
+        phases: PHASES.to_vec(),
+        seed: None,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        let number = |text: &String| {
+            text.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{flag}: {text:?} is not a positive number\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--ops" => parsed.ops = number(value()?)?,
+            "--concurrency" => {
+                parsed.concurrency =
+                    usize::try_from(number(value()?)?).map_err(|e| e.to_string())?
+            }
+            "--seed" => {
+                let text = value()?;
+                parsed.seed = Some(
+                    text.parse()
+                        .map_err(|_| format!("--seed: {text:?} is not a number"))?,
+                );
+            }
+            "--phase" => {
+                parsed.phases = match value()?.as_str() {
+                    "clean" => vec![PHASES[0]],
+                    "faults" => vec![PHASES[1]],
+                    "both" => PHASES.to_vec(),
+                    other => return Err(format!("--phase: unknown phase {other:?}\n{USAGE}")),
+                }
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(parsed)
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let args = parse(args)?;
+    let out = util::root().join("target").join("soak");
+    fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    for (name, _) in PHASES {
+        for ext in ["json", "txt"] {
+            let _ = fs::remove_file(out.join(format!("{name}.{ext}")));
+        }
+    }
+
+    let test = [
+        "test",
+        "--release",
+        "--package",
+        "vault-tests",
+        "--test",
+        "soak",
+    ];
+    let mut build = cargo(&test);
+    build.arg("--no-run");
+    util::run(build)?;
+
+    let mut failed = Vec::new();
+    for (name, faults) in &args.phases {
+        let mut command = cargo(&test);
+        command
+            .args([
+                "--",
+                "--include-ignored",
+                "--exact",
+                "soak_phase",
+                "--nocapture",
+            ])
+            .env("VAULT_SOAK_PHASE", name)
+            .env("VAULT_SOAK_FAULTS", faults)
+            .env("VAULT_SOAK_OPS", args.ops.to_string())
+            .env("VAULT_SOAK_CONCURRENCY", args.concurrency.to_string())
+            .env("VAULT_SOAK_OUT", &out);
+        if let Some(seed) = args.seed {
+            command.env("VAULT_SOAK_SEED", seed.to_string());
+        }
+        if let Err(error) = util::run(command) {
+            failed.push(format!("phase {name}: {error}"));
+        }
+    }
+
+    let summary = summarize(&out, &args)?;
+    println!("\n{summary}");
+    println!("written to {}", out.join("summary.json").display());
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
+    }
+}
+
+/// Joins the phases' JSON into `summary.json`, and returns their text.
+fn summarize(out: &Path, args: &Args) -> Result<String, String> {
+    let mut phases = Vec::new();
+    let mut text = String::new();
+    for (name, _) in &args.phases {
+        match fs::read_to_string(out.join(format!("{name}.json"))) {
+            Ok(json) => phases.push(format!("\"{name}\": {}", json.trim())),
+            Err(_) => phases.push(format!("\"{name}\": null")),
+        }
+        match fs::read_to_string(out.join(format!("{name}.txt"))) {
+            Ok(summary) => text.push_str(&summary),
+            Err(_) => text.push_str(&format!(
+                "soak phase {name:?}: no summary (it did not finish)\n"
+            )),
+        }
+    }
+    let json = format!(
+        "{{\n\"ops\": {},\n\"concurrency\": {},\n\"phases\": {{\n{}\n}}\n}}\n",
+        args.ops,
+        args.concurrency,
+        phases.join(",\n")
+    );
+    let path = out.join("summary.json");
+    fs::write(&path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Result<Args, String> {
+        let args: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+        parse(&args)
+    }
+
+    #[test]
+    fn defaults_are_the_issues_numbers() {
+        let parsed = args("").unwrap();
+        assert_eq!((parsed.ops, parsed.concurrency), (50_000, 64));
+        assert_eq!(parsed.phases, PHASES.to_vec());
+        assert_eq!(parsed.seed, None);
+    }
+
+    #[test]
+    fn flags_and_their_errors() {
+        let parsed = args("--ops 500 --concurrency 16 --phase faults --seed 7").unwrap();
+        assert_eq!((parsed.ops, parsed.concurrency), (500, 16));
+        assert_eq!(parsed.phases, vec![PHASES[1]]);
+        assert_eq!(parsed.seed, Some(7));
+        for bad in [
+            "--ops",
+            "--ops 0",
+            "--ops x",
+            "--phase warm",
+            "--concurrency -1",
+            "--fast",
+        ] {
+            assert!(args(bad).is_err(), "{bad}");
+        }
+    }
+}
