@@ -3,6 +3,7 @@
 mod ci;
 mod compat;
 mod compat_install;
+mod fuzz;
 mod util;
 
 use std::process::ExitCode;
@@ -13,13 +14,18 @@ commands:
   ci      fmt --check, clippy -D warnings, tests (doctests included), docs with
           warnings denied, then compat
   compat  install the pinned official Node and Python SDKs and run the
-          cross-SDK tests against vault-server";
+          cross-SDK tests against vault-server
+  fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
+          then run each cargo-fuzz target (parse, key_blob, local_unwrap,
+          server_request) for N seconds (default 60), one at a time, at
+          nice 19; needs the nightly toolchain and cargo-fuzz";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
