@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(data.starts_with(WORKOS_MAGIC));
             assert_eq!(version, "v1");
             assert_eq!(data_key_id.len(), ID_LEN);
-            assert_eq!(&data[WORKOS_MAGIC.len()..][..ID_LEN], data_key_id.as_bytes());
+            assert_eq!(
+                &data[WORKOS_MAGIC.len()..][..ID_LEN],
+                data_key_id.as_bytes()
+            );
             assert_eq!(rest, &data[WORKOS_MAGIC.len() + ID_LEN..]);
             assert_eq!(blob.kind(), "workos");
         }
@@ -47,6 +50,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(id
             .bytes()
             .enumerate()
-            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == b'-' } else { c.is_ascii_hexdigit() }));
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) {
+                c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }));
     }
 });

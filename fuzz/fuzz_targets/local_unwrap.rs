@@ -36,7 +36,9 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let contexts: Vec<Vec<(String, String)>> = vec![
         vec![("organization_id".into(), "org_123".into())],
         vec![("a".into(), "".into()), ("b".into(), "ü → ☃".into())],
-        (0..10).map(|i| (format!("k{i}"), "v".repeat(i * 50))).collect(),
+        (0..10)
+            .map(|i| (format!("k{i}"), "v".repeat(i * 50)))
+            .collect(),
     ];
     let mut pairs = Vec::new();
     for (version, contexts) in [(1, &contexts), (2, &contexts[..1].to_vec())] {
@@ -51,7 +53,9 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             pairs.push(pair);
         }
     }
-    let new_context = KeyContext::new().with("org", "rekeyed").expect("a valid context");
+    let new_context = KeyContext::new()
+        .with("org", "rekeyed")
+        .expect("a valid context");
     Fixture {
         runtime,
         service,
