@@ -55,6 +55,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -364,10 +365,23 @@ async fn run(
         let app = app.clone();
         let builder = builder.clone();
         let mut stopping = stopping_rx.clone();
+        let header_read_timeout = limits.header_read_timeout;
         connections.spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |request| app.clone().handle(request));
+            let first_request = Arc::new(AtomicBool::new(false));
+            let seen = first_request.clone();
+            let service = service_fn(move |request| {
+                seen.store(true, Ordering::Relaxed);
+                app.clone().handle(request)
+            });
             let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            // hyper's HTTP/1 header read timeout starts only once the HTTP
+            // version is known, and the version is detected from the first
+            // bytes: a client that sends nothing, or half an HTTP/2
+            // preface, would hold its connection slot forever. So the
+            // first request's head must also arrive within the timeout.
+            let mut first_head = pin!(tokio::time::sleep(header_read_timeout));
+            let mut waiting_for_first_head = true;
             let mut shutting_down = false;
             let result = loop {
                 tokio::select! {
@@ -375,6 +389,13 @@ async fn run(
                     _ = stopping.changed(), if !shutting_down => {
                         shutting_down = true;
                         connection.as_mut().graceful_shutdown();
+                    }
+                    () = first_head.as_mut(), if waiting_for_first_head => {
+                        waiting_for_first_head = false;
+                        if !first_request.load(Ordering::Relaxed) {
+                            tracing::debug!(%remote, "no request head within the header read timeout: closing");
+                            break Ok(());
+                        }
                     }
                 }
             };
