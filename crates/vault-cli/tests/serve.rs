@@ -42,10 +42,7 @@ fn serve_refuses_a_keyring_others_may_read() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "mode {mode:o}: {stderr}");
         assert!(stderr.contains("chmod 600"), "mode {mode:o}: {stderr}");
-        assert!(
-            stderr.contains(&keyring.display().to_string()),
-            "{stderr}"
-        );
+        assert!(stderr.contains(&keyring.display().to_string()), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(output.stdout.is_empty());
     }
@@ -72,8 +69,8 @@ fn serve_creates_the_keyring_owner_only() {
         .read_line(&mut line)
         .unwrap();
     let mode = std::fs::metadata(&keyring).map(|m| m.permissions().mode() & 0o777);
-    let dir_mode = std::fs::metadata(keyring.parent().unwrap())
-        .map(|m| m.permissions().mode() & 0o777);
+    let dir_mode =
+        std::fs::metadata(keyring.parent().unwrap()).map(|m| m.permissions().mode() & 0o777);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(line.contains("serving WorkOS key endpoints"), "{line}");
