@@ -215,9 +215,9 @@ async fn no_secret_in_traces_debug_or_display() {
         10,
         1 << 20,
     ));
-    let caching = CachingKeyService::new(http.clone(), cache_config);
+    let caching = Arc::new(CachingKeyService::new(http.clone(), cache_config));
     let cached_vault = Vault::builder()
-        .key_service(caching)
+        .shared_key_service(caching.clone())
         .build()
         .expect("a vault");
     for _ in 0..2 {
@@ -264,13 +264,16 @@ async fn no_secret_in_traces_debug_or_display() {
         .decrypt("AAAA", None)
         .await
         .expect_err("not an envelope");
-    let key_for_wrong_layout =
+    let wrong_key =
         vault_crypto::open_base64(&pair.data_key, &ciphertext, AAD).expect_err("another data key");
     let format_error = vault_format::b64::decode("ab-c").expect_err("URL-safe");
     let local_error = local
         .decrypt_data_key(&tampered)
         .await
         .expect_err("tampered");
+    let context_error = KeyContext::new()
+        .with("", "value")
+        .expect_err("an empty name");
 
     // Every data key that took part, as the backing service sees it.
     let mut secrets: Vec<(&str, Vec<String>)> = vec![
@@ -315,6 +318,9 @@ async fn no_secret_in_traces_debug_or_display() {
         format!("{local:?} {:?}", local.keyring_info()),
         format!("{keyring:?} {keyring:#?} {:?}", keyring.info()),
         format!("{vault:?} {vault:#?} {cached_vault:?} {b_layout:?}"),
+        format!("{caching:?} {caching:#?} {:?}", caching.stats()),
+        format!("{context_error} {context_error:?}"),
+        format!("{:?}", context("org_1")),
         format!("{:?}", Vault::builder().key_service(http.clone())),
         format!("{server:?}"),
         server_config_debug,
@@ -323,7 +329,7 @@ async fn no_secret_in_traces_debug_or_display() {
         format!("{tampered_keys} {tampered_keys:?}"),
         format!("{unauthorized} {unauthorized:?}"),
         format!("{bad_format} {bad_format:?}"),
-        format!("{key_for_wrong_layout} {key_for_wrong_layout:?}"),
+        format!("{wrong_key} {wrong_key:?}"),
         format!("{format_error} {format_error:?}"),
         format!("{local_error} {local_error:?}"),
         format!("{:?}", Vault::inspect(&ciphertext).expect("inspect")),
