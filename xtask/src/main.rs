@@ -3,6 +3,7 @@
 mod ci;
 mod compat;
 mod compat_install;
+mod fuzz;
 mod soak;
 mod util;
 
@@ -16,7 +17,11 @@ commands:
   compat  install the pinned official Node and Python SDKs and run the
           cross-SDK tests against vault-server
   soak    verified encrypt/decrypt load against vault-server, without then with
-          faults [--ops N] [--concurrency N] [--phase clean|faults|both]";
+          faults [--ops N] [--concurrency N] [--phase clean|faults|both]
+  fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
+          then run each cargo-fuzz target (parse, key_blob, local_unwrap,
+          server_request) for N seconds (default 60), one at a time, at
+          nice 19; needs the nightly toolchain and cargo-fuzz";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,6 +29,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

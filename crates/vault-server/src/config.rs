@@ -106,7 +106,11 @@ impl ServerConfig {
         self
     }
 
-    /// How long a client may take to send its request headers (HTTP/1).
+    /// How long a client may take to send a request head: from accepting
+    /// the connection to its first request's headers (HTTP/1 and HTTP/2),
+    /// and for each later HTTP/1 request, including the idle wait between
+    /// keep-alive requests. A client that is slower, or silent, is
+    /// disconnected, so slow clients cannot hold connection slots.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.limits.header_read_timeout = timeout;
         self

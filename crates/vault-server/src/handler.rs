@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -18,7 +18,7 @@ use vault_api::wire::{self, SecretString};
 use vault_api::{DataKeyPair, ErrorKind, KeyService};
 
 use crate::faults::Fault;
-use crate::Faults;
+use crate::{Faults, ServerConfig};
 
 /// The body type of every answer.
 pub(crate) type Body = Full<Bytes>;
@@ -79,21 +79,38 @@ impl fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// A request body: hyper's from a connection, or a buffer in memory
+/// ([`crate::RequestHandler`]).
+pub(crate) trait RequestBody: hyper::body::Body<Data = Bytes> + Send + Sync + Unpin {}
+
+impl<B: hyper::body::Body<Data = Bytes> + Send + Sync + Unpin> RequestBody for B {}
+
 /// What every connection shares.
 pub(crate) struct App {
-    pub(crate) service: Arc<dyn KeyService>,
-    pub(crate) api_keys: Vec<SecretString>,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) faults: Faults,
-    pub(crate) rng: SystemRandom,
-    pub(crate) fallback_ids: AtomicU64,
+    service: Arc<dyn KeyService>,
+    api_keys: Vec<SecretString>,
+    max_body_bytes: usize,
+    faults: Faults,
+    rng: SystemRandom,
+    fallback_ids: AtomicU64,
 }
 
 impl App {
+    pub(crate) fn new(service: Arc<dyn KeyService>, config: ServerConfig) -> Arc<App> {
+        Arc::new(App {
+            service,
+            api_keys: config.api_keys,
+            max_body_bytes: config.limits.max_body_bytes,
+            faults: config.faults,
+            rng: SystemRandom::new(),
+            fallback_ids: AtomicU64::new(0),
+        })
+    }
+
     /// Answers one request, or drops it when a fault says so.
-    pub(crate) async fn handle(
+    pub(crate) async fn handle<B: RequestBody>(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<B>,
     ) -> Result<Response<Body>, Dropped> {
         let request_id = self.new_request_id();
         let path: String = request
@@ -133,7 +150,7 @@ impl App {
         .await
     }
 
-    async fn answer(&self, request: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    async fn answer<B: RequestBody>(&self, request: Request<B>) -> Result<Response<Body>, Dropped> {
         let route = Route::of(request.uri().path());
         let idempotency_key = request
             .headers()
@@ -312,7 +329,10 @@ enum BodyError {
 /// Reads at most `limit` bytes of body. A larger body is read on and thrown
 /// away (up to [`MAX_DRAIN_BYTES`]), never buffered, so the client gets to
 /// read the 413.
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Vec<u8>, BodyError> {
+async fn read_body<B: RequestBody>(
+    request: Request<B>,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -55,14 +55,16 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use hyper::service::service_fn;
+use hyper::{Method, Request};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -108,14 +110,7 @@ pub async fn serve_with_shutdown(
     if config.api_keys.is_empty() {
         tracing::warn!("no API keys are configured: every key request will get 401");
     }
-    let app = Arc::new(App {
-        service,
-        api_keys: config.api_keys,
-        max_body_bytes: limits.max_body_bytes,
-        faults: config.faults,
-        rng: SystemRandom::new(),
-        fallback_ids: AtomicU64::new(0),
-    });
+    let app = App::new(service, config);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "vault-server listening");
     }
@@ -231,6 +226,84 @@ impl Drop for Server {
     }
 }
 
+/// Answers one request without a socket, through the same code the
+/// server runs for every request it reads: fault injection, routing,
+/// authentication, the body limit, the key service and the JSON answer.
+///
+/// **For fuzzing and tests**, which is why it is hidden from the docs: it
+/// lets a fuzzer drive the request handling with no network and no HTTP
+/// parser in between. What hyper does before a request reaches the handler
+/// (the header size limit, the header read timeout, HTTP framing) is not
+/// part of it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// use vault_server::{RequestHandler, ServerConfig};
+///
+/// let service = Arc::new(vault_api::LocalKeyService::ephemeral());
+/// let handler = RequestHandler::new(service, ServerConfig::new().api_key("sk_test"));
+/// let (status, headers, body) = handler.handle(b"GET", "/health", &[], b"").await.unwrap();
+/// assert_eq!(status, 200);
+/// assert!(headers.iter().any(|(name, value)| name == "content-type" && value == b"application/json"));
+/// assert_eq!(body, br#"{"status":"ok"}"#);
+/// # }
+/// ```
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct RequestHandler {
+    app: Arc<App>,
+}
+
+/// A status, the response headers (lower-case names) and the body.
+#[doc(hidden)]
+pub type HandledResponse = (u16, Vec<(String, Vec<u8>)>, Vec<u8>);
+
+impl RequestHandler {
+    /// A handler over `service` with `config`'s API keys, body limit and
+    /// faults (its connection limits do not apply: there are none).
+    pub fn new(service: Arc<dyn KeyService>, config: ServerConfig) -> RequestHandler {
+        RequestHandler {
+            app: App::new(service, config),
+        }
+    }
+
+    /// Answers one request. `None` when hyper would not have passed it on
+    /// (the method, path or a header is not valid HTTP) or when an injected
+    /// fault drops the connection.
+    pub async fn handle(
+        &self,
+        method: &[u8],
+        path: &str,
+        headers: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) -> Option<HandledResponse> {
+        let mut request = Request::builder()
+            .method(Method::from_bytes(method).ok()?)
+            .uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::copy_from_slice(body))).ok()?;
+        let response = self.app.clone().handle(request).await.ok()?;
+        let (parts, body) = response.into_parts();
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect();
+        let body = body.collect().await.ok()?.to_bytes().to_vec();
+        Some((parts.status.as_u16(), headers, body))
+    }
+}
+
+impl std::fmt::Debug for RequestHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHandler").finish_non_exhaustive()
+    }
+}
+
 fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -292,10 +365,23 @@ async fn run(
         let app = app.clone();
         let builder = builder.clone();
         let mut stopping = stopping_rx.clone();
+        let header_read_timeout = limits.header_read_timeout;
         connections.spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |request| app.clone().handle(request));
+            let first_request = Arc::new(AtomicBool::new(false));
+            let seen = first_request.clone();
+            let service = service_fn(move |request| {
+                seen.store(true, Ordering::Relaxed);
+                app.clone().handle(request)
+            });
             let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            // hyper's HTTP/1 header read timeout starts only once the HTTP
+            // version is known, and the version is detected from the first
+            // bytes: a client that sends nothing, or half an HTTP/2
+            // preface, would hold its connection slot forever. So the
+            // first request's head must also arrive within the timeout.
+            let mut first_head = pin!(tokio::time::sleep(header_read_timeout));
+            let mut waiting_for_first_head = true;
             let mut shutting_down = false;
             let result = loop {
                 tokio::select! {
@@ -303,6 +389,13 @@ async fn run(
                     _ = stopping.changed(), if !shutting_down => {
                         shutting_down = true;
                         connection.as_mut().graceful_shutdown();
+                    }
+                    () = first_head.as_mut(), if waiting_for_first_head => {
+                        waiting_for_first_head = false;
+                        if !first_request.load(Ordering::Relaxed) {
+                            tracing::debug!(%remote, "no request head within the header read timeout: closing");
+                            break Ok(());
+                        }
                     }
                 }
             };

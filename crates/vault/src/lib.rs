@@ -156,6 +156,14 @@ impl Vault {
             plaintext,
             aad.unwrap_or_default(),
         )?;
+        // Ids, sizes and the layout only: never the key or the plaintext.
+        tracing::debug!(
+            data_key_id = pair.data_key.id(),
+            layout = %self.layout,
+            plaintext_len = plaintext.len(),
+            aad = aad.is_some(),
+            "vault encrypted a message"
+        );
         Ok(text)
     }
 
@@ -236,6 +244,11 @@ impl Vault {
             region,
             envelope.ciphertext(),
         )?;
+        tracing::debug!(
+            data_key_id = pair.data_key.id(),
+            layout = %envelope.layout(),
+            "vault rekeyed a ciphertext"
+        );
         Ok(rekeyed.to_base64())
     }
 

@@ -1,0 +1,79 @@
+//! `vault serve` and its keyring: created owner-only, refused when others
+//! may read it.
+
+#![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+fn vault(home: &Path, keyring: &Path) -> Command {
+    let mut command = Command::cargo_bin("vault").unwrap();
+    command
+        .env_clear()
+        .env("HOME", home)
+        .env("VAULT_KEYRING", keyring)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+#[test]
+fn serve_refuses_a_keyring_others_may_read() {
+    for mode in [0o644, 0o640, 0o604, 0o660, 0o606] {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = dir.path().join("keyring.json");
+        vault(dir.path(), &keyring)
+            .args(["keyring", "init"])
+            .assert()
+            .success();
+        std::fs::set_permissions(&keyring, std::fs::Permissions::from_mode(mode)).unwrap();
+
+        let output = vault(dir.path(), &keyring)
+            .args(["serve", "--listen", "127.0.0.1:0", "--api-key", "sk_test_x"])
+            // A safety net only: a server that starts would serve forever.
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "mode {mode:o}: {stderr}");
+        assert!(stderr.contains("chmod 600"), "mode {mode:o}: {stderr}");
+        assert!(stderr.contains(&keyring.display().to_string()), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn serve_creates_the_keyring_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("new").join("keyring.json");
+    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let mut child = std::process::Command::new(binary)
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("VAULT_KEYRING", &keyring)
+        .args(["serve", "--listen", "127.0.0.1:0", "--api-key", "sk_test_x"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server prints where it listens once the keyring is open.
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mode = std::fs::metadata(&keyring).map(|m| m.permissions().mode() & 0o777);
+    let dir_mode =
+        std::fs::metadata(keyring.parent().unwrap()).map(|m| m.permissions().mode() & 0o777);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.contains("serving WorkOS key endpoints"), "{line}");
+    assert_eq!(mode.unwrap(), 0o600);
+    assert_eq!(dir_mode.unwrap(), 0o700);
+}
