@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: the project's automation, one module per command.
 
+mod bench;
 mod ci;
 mod compat;
 mod compat_install;
@@ -13,13 +14,18 @@ commands:
   ci      fmt --check, clippy -D warnings, tests (doctests included), docs with
           warnings denied, then compat
   compat  install the pinned official Node and Python SDKs and run the
-          cross-SDK tests against vault-server";
+          cross-SDK tests against vault-server
+  bench   [--quick] build in release mode and measure: AEAD against ring,
+          the local decrypt path, end to end against the official SDKs,
+          caching, server throughput; writes target/bench/summary.json
+          (--quick: a smoke run of about a minute)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
