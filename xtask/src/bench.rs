@@ -6,7 +6,8 @@
 //! The measuring code lives in the `vault-bench` crate (`bench/`) and in
 //! the SDK drivers under `tests/compat/bench/`; this module only
 //! orchestrates. `--quick` runs far fewer pairs and rounds (a smoke test,
-//! about a minute); the full run is what docs/BENCHMARKS.md publishes.
+//! under a minute once built); the full run is what docs/BENCHMARKS.md
+//! publishes.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -12,13 +12,13 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci      fmt --check, clippy -D warnings, tests (doctests included), docs with
-          warnings denied, then compat
+          warnings denied, compat, then bench --quick (a smoke run)
   compat  install the pinned official Node and Python SDKs and run the
           cross-SDK tests against vault-server
   bench   [--quick] build in release mode and measure: AEAD against ring,
           the local decrypt path, end to end against the official SDKs,
           caching, server throughput; writes target/bench/summary.json
-          (--quick: a smoke run of about a minute)";
+          (--quick: a smoke run, under a minute once built)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

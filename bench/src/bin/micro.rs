@@ -260,6 +260,9 @@ fn aead(budget: Budget) -> Vec<Measurement> {
     out
 }
 
+/// A named step of the local path, as a closure to time.
+type Step<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
 /// A key service that answers at once with one data key: what is left of
 /// a decrypt when the key service costs nothing.
 #[derive(Debug)]
@@ -341,7 +344,7 @@ fn local(budget: Budget) -> Vec<Measurement> {
         );
         assert_eq!(decrypt_copying(&service, &text, aad), plaintext);
 
-        let mut steps: Vec<(&str, Box<dyn FnMut() + '_>)> = vec![
+        let mut steps: Vec<Step<'_>> = vec![
             (
                 "base64 decode",
                 Box::new(|| {
