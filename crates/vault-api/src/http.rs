@@ -625,23 +625,8 @@ fn status_error(path: &str, status: u16, detail: Option<String>) -> Error {
 
 /// A random UUID v4 from the system CSPRNG.
 fn new_idempotency_key(rng: &SystemRandom) -> Result<String, Error> {
-    let mut b = [0u8; 16];
-    rng.fill(&mut b)
-        .map_err(|_| config_error("the system random number generator failed"))?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    // Written digit by digit: formatting each byte with `format!` cost 17
-    // allocations per request.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            text.push('-');
-        }
-        text.push(char::from(HEX[usize::from(byte >> 4)]));
-        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    Ok(text)
+    crate::uuid::random_v4(rng)
+        .ok_or_else(|| config_error("the system random number generator failed"))
 }
 
 fn invalid_response(message: &str, request_id: Option<&str>) -> Error {

@@ -21,6 +21,7 @@ mod http;
 mod keyring;
 mod local;
 mod service;
+mod uuid;
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MESSAGES_PER_KEY};

@@ -275,19 +275,7 @@ impl LocalKeyService {
 
     /// A fresh random UUID v4, as text.
     fn new_id(&self) -> Result<String, Error> {
-        let mut bytes = [0u8; 16];
-        self.rng.fill(&mut bytes).map_err(|_| rng_failed())?;
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        ))
+        crate::uuid::random_v4(&self.rng).ok_or_else(rng_failed)
     }
 }
 
