@@ -34,10 +34,7 @@ mod tests {
 
     #[test]
     fn text_is_a_v4_uuid() {
-        assert_eq!(
-            v4_text([0xff; 16]),
-            "ffffffff-ffff-4fff-bfff-ffffffffffff"
-        );
+        assert_eq!(v4_text([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
         assert_eq!(
             v4_text(*b"\x01\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67\x89\xab\xcd\xef"),
             "01234567-89ab-4def-8123-456789abcdef"
