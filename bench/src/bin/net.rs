@@ -83,28 +83,27 @@ fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, Failure> {
     Ok(builder.enable_all().build()?)
 }
 
-/// Runs `job(i)` for every `i` in `0..count`, with `concurrency` jobs in
-/// flight, each in its own task; stops at the first error.
-async fn run_concurrent<F, Fut>(count: usize, concurrency: usize, job: F) -> Result<(), Failure>
+/// The indices one task of [`run_concurrent`] works through.
+type Indices = std::iter::StepBy<std::ops::Range<usize>>;
+
+/// Works through `0..count` with `concurrency` tasks in flight. Task `t`
+/// gets the indices `t, t + concurrency, ...` (no counter shared between
+/// tasks) and runs the future `make_task` builds for them, which clones
+/// shared state once per task rather than per item. Stops at the first
+/// error.
+async fn run_concurrent<M, Fut>(
+    count: usize,
+    concurrency: usize,
+    make_task: M,
+) -> Result<(), Failure>
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), Failure>> + Send,
+    M: Fn(Indices) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>> + Send + 'static,
 {
-    let next = Arc::new(AtomicUsize::new(0));
-    let job = Arc::new(job);
+    let tasks_count = concurrency.clamp(1, count.max(1));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.clamp(1, count.max(1)) {
-        let next = next.clone();
-        let job = job.clone();
-        tasks.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return Ok::<(), Failure>(());
-                }
-                job(i).await?;
-            }
-        });
+    for first in 0..tasks_count {
+        tasks.spawn(make_task((first..count).step_by(tasks_count)));
     }
     while let Some(joined) = tasks.join_next().await {
         joined??;
@@ -144,26 +143,26 @@ fn e2e(request: E2eRequest) -> Result<String, Failure> {
         let vault = Arc::new(Vault::new(service));
         let context = Arc::new(KeyContext::new().with(CONTEXT.0, CONTEXT.1)?);
         let plaintext: Arc<str> = payload(request.size).into();
-        let pair = move |_| {
+        let make_task = |indices: Indices| {
             let vault = vault.clone();
             let context = context.clone();
             let plaintext = plaintext.clone();
             async move {
                 let aad = Some(AAD.as_bytes());
-                let ciphertext = vault.encrypt(&*plaintext, &context, aad).await?;
-                let opened = vault.decrypt_to_string(&ciphertext, aad).await?;
-                if opened != *plaintext {
-                    return Err("a pair did not round-trip".into());
+                for _ in indices {
+                    let ciphertext = vault.encrypt(&*plaintext, &context, aad).await?;
+                    let opened = vault.decrypt_to_string(&ciphertext, aad).await?;
+                    if opened != *plaintext {
+                        return Err("a pair did not round-trip".into());
+                    }
                 }
                 Ok(())
             }
         };
-        let pair = Arc::new(pair);
-        let warm = pair.clone();
-        run_concurrent(request.warmup, request.concurrency, move |i| warm(i)).await?;
+        run_concurrent(request.warmup, request.concurrency, make_task).await?;
         let cpu = ProcessTime::try_now()?;
         let start = Instant::now();
-        run_concurrent(request.count, request.concurrency, move |i| pair(i)).await?;
+        run_concurrent(request.count, request.concurrency, make_task).await?;
         let seconds = start.elapsed().as_secs_f64();
         let cpu_seconds = cpu.try_elapsed()?.as_secs_f64();
         Ok(
@@ -279,11 +278,13 @@ async fn decrypt_all(
     faults.reset_counters();
     let count = ciphertexts.len();
     let start = Instant::now();
-    run_concurrent(count, concurrency, move |i| {
+    run_concurrent(count, concurrency, |indices| {
         let vault = vault.clone();
         let ciphertexts = ciphertexts.clone();
         async move {
-            vault.decrypt(&ciphertexts[i], Some(AAD.as_bytes())).await?;
+            for i in indices {
+                vault.decrypt(&ciphertexts[i], Some(AAD.as_bytes())).await?;
+            }
             Ok(())
         }
     })
