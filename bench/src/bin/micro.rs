@@ -54,8 +54,8 @@ impl Budget {
             }
         } else {
             Budget {
-                round: Duration::from_millis(30),
-                rounds: 21,
+                round: Duration::from_millis(8),
+                rounds: 61,
             }
         }
     }
