@@ -18,6 +18,15 @@ use serde_json::{json, Value};
 
 use crate::util::{self, cargo};
 
+/// What `--help` prints.
+const DOC: &str = "Builds release binaries, installs the pinned peer SDKs, starts `vault serve`
+in its own process and measures, each against its baseline in the same run:
+AEAD against raw ring, the local decrypt path (ns and allocations per op),
+end to end against @workos-inc/node 11.0.0 and workos 10.8.0 (Python),
+caching, and server throughput. Writes target/bench/summary.json and prints
+a table. --quick runs far fewer pairs and rounds (a smoke test).
+";
+
 /// How much of everything to run.
 struct Plan {
     quick: bool,
@@ -76,6 +85,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for arg in args {
         match arg.as_str() {
             "--quick" => quick = true,
+            "-h" | "--help" => {
+                println!("usage: cargo xtask bench [--quick]\n\n{}", DOC.trim_end());
+                return Ok(());
+            }
             other => return Err(format!("`bench` takes only --quick, got {other:?}")),
         }
     }
