@@ -1,5 +1,5 @@
 //! `cargo xtask ci`: the gate every change passes, in the order a newcomer
-//! would run it by hand.
+//! would run it by hand, ending with a quick benchmark run as a smoke test.
 
 use crate::util::{self, cargo};
 
@@ -17,7 +17,9 @@ pub fn run_all() -> Result<(), String> {
     let mut doc = cargo(&["doc", "--workspace", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     util::run(doc)?;
-    crate::compat::run(&[])
+    crate::compat::run(&[])?;
+    // A smoke run: checks that every benchmark works, asserts no timings.
+    crate::bench::run(&["--quick".to_owned()])
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {

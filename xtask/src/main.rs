@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: the project's automation, one module per command.
 
+mod bench;
 mod ci;
 mod compat;
 mod compat_install;
@@ -13,7 +14,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci      fmt --check, clippy -D warnings, tests (doctests included), docs with
-          warnings denied, then compat
+          warnings denied, compat, then bench --quick (a smoke run)
   compat  install the pinned official Node and Python SDKs and run the
           cross-SDK tests against vault-server
   soak    verified encrypt/decrypt load against vault-server, without then with
@@ -21,7 +22,11 @@ commands:
   fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
           then run each cargo-fuzz target (parse, key_blob, local_unwrap,
           server_request) for N seconds (default 60), one at a time, at
-          nice 19; needs the nightly toolchain and cargo-fuzz";
+          nice 19; needs the nightly toolchain and cargo-fuzz
+  bench   [--quick] build in release mode and measure: AEAD against ring,
+          the local decrypt path, end to end against the official SDKs,
+          caching, server throughput; writes target/bench/summary.json
+          (--quick: a smoke run, under a minute once built)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
         Some("compat") => compat::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

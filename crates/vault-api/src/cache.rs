@@ -448,24 +448,10 @@ impl<K: KeyService> KeyService for CachingKeyService<K> {
                 let mut cache = lock(&self.decrypt);
                 let now = Instant::now();
                 cache.sweep(now, self.config.ttl);
-                let state = match cache.slots.get(encrypted_keys) {
-                    Some(DecryptSlot::Ready { inserted, .. })
-                        if now.saturating_duration_since(*inserted) < self.config.ttl =>
-                    {
-                        None
-                    }
-                    Some(DecryptSlot::Pending { outcome, .. }) if is_live(outcome) => {
-                        Some(Some(outcome.clone()))
-                    }
-                    _ => Some(None),
-                };
-                match state {
-                    None => match cache.touch(encrypted_keys) {
-                        Some(key) => Step::Done(key.duplicate()),
-                        None => continue,
-                    },
-                    Some(Some(outcome)) => Step::Wait(outcome),
-                    Some(None) => {
+                match cache.lookup(encrypted_keys, now, self.config.ttl) {
+                    Lookup::Hit(key) => Step::Done(key.duplicate()),
+                    Lookup::Pending(outcome) => Step::Wait(outcome),
+                    Lookup::Miss => {
                         cache.remove(encrypted_keys);
                         let (sender, receiver) = watch::channel(None);
                         let flight = cache.next_flight();
@@ -686,6 +672,16 @@ struct DecryptCache {
     next_sweep: Option<Instant>,
 }
 
+/// What the decrypt cache holds for a blob.
+enum Lookup {
+    /// A fresh key, now marked as used.
+    Hit(Arc<DataKey>),
+    /// Another caller is fetching it.
+    Pending(watch::Receiver<Outcome<Arc<DataKey>>>),
+    /// Nothing usable: fetch it.
+    Miss,
+}
+
 enum DecryptSlot {
     Ready {
         key: Arc<DataKey>,
@@ -704,18 +700,28 @@ impl DecryptCache {
         self.counter
     }
 
-    /// Marks a ready entry used and returns its key.
-    fn touch(&mut self, blob: &[u8]) -> Option<Arc<DataKey>> {
-        let tick = self.next_flight();
-        let Some(DecryptSlot::Ready { key, last_used, .. }) = self.slots.get_mut(blob) else {
-            return None;
-        };
-        let key = key.clone();
-        let previous = std::mem::replace(last_used, tick);
-        if let Some(name) = self.lru.remove(&previous) {
-            self.lru.insert(tick, name);
+    /// Looks `blob` up with one hash of it (blobs are some 200 bytes):
+    /// a fresh ready entry is marked used and its key returned.
+    fn lookup(&mut self, blob: &[u8], now: Instant, ttl: Duration) -> Lookup {
+        self.counter += 1;
+        let tick = self.counter;
+        match self.slots.get_mut(blob) {
+            Some(DecryptSlot::Ready {
+                key,
+                inserted,
+                last_used,
+            }) if now.saturating_duration_since(*inserted) < ttl => {
+                let previous = std::mem::replace(last_used, tick);
+                if let Some(name) = self.lru.remove(&previous) {
+                    self.lru.insert(tick, name);
+                }
+                Lookup::Hit(key.clone())
+            }
+            Some(DecryptSlot::Pending { outcome, .. }) if is_live(outcome) => {
+                Lookup::Pending(outcome.clone())
+            }
+            _ => Lookup::Miss,
         }
-        Some(key)
     }
 
     /// Stores a ready key and evicts down to `max_entries`; returns how

@@ -625,7 +625,7 @@ fn status_error(path: &str, status: u16, detail: Option<String>) -> Error {
 
 /// A random UUID v4 from the system CSPRNG.
 fn new_idempotency_key(rng: &SystemRandom) -> Result<String, Error> {
-    crate::uuid::new_v4(rng)
+    crate::uuid::random_v4(rng)
         .ok_or_else(|| config_error("the system random number generator failed"))
 }
 
@@ -799,6 +799,11 @@ mod tests {
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
         assert_eq!(a.matches('-').count(), 4);
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert!(a
+            .chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)));
     }
 
     #[test]

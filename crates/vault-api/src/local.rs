@@ -275,7 +275,7 @@ impl LocalKeyService {
 
     /// A fresh random UUID v4, as text.
     fn new_id(&self) -> Result<String, Error> {
-        crate::uuid::new_v4(&self.rng).ok_or_else(rng_failed)
+        crate::uuid::random_v4(&self.rng).ok_or_else(rng_failed)
     }
 }
 

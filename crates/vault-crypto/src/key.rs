@@ -85,7 +85,13 @@ impl DataKey {
 
     /// A second copy of this key, for caches. Deliberately not `Clone`, so
     /// copies are never made by accident.
+    ///
+    /// ring's expanded key is built first (if it was not yet) and copied
+    /// too, so a cache that hands out copies of one key expands it once,
+    /// not once per copy.
     pub fn duplicate(&self) -> Self {
+        // Cannot fail for a 32-byte key; without it, copies expand lazily.
+        let _ = self.ring_key();
         DataKey {
             id: self.id.clone(),
             bytes: self.bytes.clone(),
@@ -167,6 +173,16 @@ mod tests {
     fn is_send_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<DataKey>();
+    }
+
+    #[test]
+    fn duplicate_shares_the_expanded_key() {
+        let key = DataKey::new("id", [5; 32]);
+        assert!(key.ring.get().is_none());
+        let copy = key.duplicate();
+        assert!(key.ring.get().is_some());
+        assert!(copy.ring.get().is_some());
+        assert_eq!(key, copy);
     }
 
     #[test]

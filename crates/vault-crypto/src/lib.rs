@@ -10,7 +10,8 @@
 //!   [`Layout::A12`] is the default and what current SDKs read.
 //! - [`open`], [`open_into`] and [`open_base64`] decrypt an envelope of any
 //!   layout: A12, B and A-prime through `ring`, the legacy A32 (32-byte IV)
-//!   through RustCrypto `aes-gcm`.
+//!   through RustCrypto `aes-gcm`. [`open_in_place`] decrypts an envelope
+//!   held in a `Vec` and leaves the plaintext there, with no allocation.
 //!
 //! # Example
 //!
@@ -59,7 +60,9 @@
 //!   the same [`Error::Decrypt`], and no partial plaintext is ever
 //!   returned: buffers that held it are wiped.
 //! - **Performance.** Sealing and opening encrypt in place in the output
-//!   buffer; the `_into` variants reuse a caller's buffer. A [`DataKey`]
+//!   buffer; the `_into` variants reuse a caller's buffer, and
+//!   [`open_in_place`] and [`open_base64`] decrypt inside the buffer that
+//!   holds the envelope. A [`DataKey`]
 //!   keeps ring's expanded key after first use, so reuse one `DataKey`
 //!   for many messages rather than rebuilding it.
 //! - A single message holds at most [`MAX_PLAINTEXT_LEN`] bytes (AES-GCM's
@@ -76,6 +79,6 @@ mod seal;
 pub use cipher::MAX_PLAINTEXT_LEN;
 pub use error::Error;
 pub use key::{DataKey, DATA_KEY_LEN};
-pub use open::{open, open_base64, open_into};
+pub use open::{open, open_base64, open_in_place, open_into};
 pub use seal::{seal, seal_into, seal_to_base64};
 pub use vault_format::{Envelope, Layout};

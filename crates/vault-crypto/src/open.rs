@@ -52,11 +52,11 @@ pub fn open_into(
 
 /// Decodes a base64 ciphertext, detects its layout (see
 /// [`Envelope::parse`]) and opens it. The plaintext is decrypted inside
-/// the decoded buffer, so this makes one allocation for text without
-/// whitespace.
+/// the decoded buffer (see [`open_in_place`]), so this makes one
+/// allocation for text without whitespace.
 ///
-/// To force a layout, decode with [`vault_format::b64::decode`], parse with
-/// [`Envelope::parse_as`] and call [`open`].
+/// To force a layout, decode with [`vault_format::b64::decode`] and call
+/// [`open_in_place`] with `Some(layout)`.
 ///
 /// # Errors
 ///
@@ -65,13 +65,59 @@ pub fn open_into(
 pub fn open_base64(key: &DataKey, text: &str, aad: &[u8]) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();
     b64::decode_into(text, &mut buf)?;
+    open_in_place(key, &mut buf, None, aad)?;
+    Ok(buf)
+}
+
+/// Opens the envelope held in `buf` (decoded bytes, not base64) and leaves
+/// the plaintext in `buf`, in place of the envelope: no allocation.
+///
+/// `layout` forces a layout ([`Envelope::parse_as`]); `None` detects it
+/// ([`Envelope::parse`]). This suits a caller that parsed the envelope
+/// once already to find its data key, and must let go of that borrow of
+/// `buf` before opening: pass the layout it found.
+///
+/// ```
+/// use vault_crypto::{open_in_place, seal, DataKey, Envelope, Layout};
+///
+/// # fn main() -> Result<(), vault_crypto::Error> {
+/// let key = DataKey::new("0237abe8-fc0d-4456-831c-3a2d133e9f90", [7; 32]);
+/// let blob = b"WOS.EKM.v1\x000237abe8-fc0d-4456-831c-3a2d133e9f90";
+/// let mut buf = seal(&key, Layout::A12, blob, b"hello", b"user_42")?;
+///
+/// // Find the data key from the parsed envelope, then open in place.
+/// let layout = Envelope::parse(&buf)?.layout();
+/// open_in_place(&key, &mut buf, Some(layout), b"user_42")?;
+/// assert_eq!(buf, b"hello");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Format`] when `buf` is not an envelope (of `layout`, if
+/// given); `buf` is then left as it was. [`Error::Decrypt`] as [`open`];
+/// `buf` is then wiped and emptied, so no partial plaintext survives.
+pub fn open_in_place(
+    key: &DataKey,
+    buf: &mut Vec<u8>,
+    layout: Option<Layout>,
+    aad: &[u8],
+) -> Result<(), Error> {
     let (layout, iv, iv_len, tag, ciphertext) = {
-        let envelope = Envelope::parse(&buf)?;
+        let envelope = match layout {
+            Some(layout) => Envelope::parse_as(buf, layout)?,
+            None => Envelope::parse(buf)?,
+        };
         let frame = envelope.frame();
         if frame.len() != buf.len() {
             // Not the canonical framing of these bytes (cannot happen with
             // vault-format's parser); fall back to a copying open.
-            return open(key, &envelope, aad);
+            let plaintext = open(key, &envelope, aad);
+            buf.zeroize();
+            buf.clear();
+            *buf = plaintext?;
+            return Ok(());
         }
         let mut iv = [0u8; 32];
         iv[..envelope.iv().len()].copy_from_slice(envelope.iv());
@@ -86,17 +132,18 @@ pub fn open_base64(key: &DataKey, text: &str, aad: &[u8]) -> Result<Vec<u8>, Err
         )
     };
     debug_assert!(iv_len == Layout::A32.iv_len() || iv_len == Layout::A12.iv_len());
-    match cipher::open_within(key, layout, &iv[..iv_len], &tag, aad, &mut buf, ciphertext) {
+    match cipher::open_within(key, layout, &iv[..iv_len], &tag, aad, buf, ciphertext) {
         Ok(len) => {
             // The tail past the plaintext may hold plaintext left over from
             // moving it to the front: wipe it before it becomes spare
             // capacity.
             buf[len..].zeroize();
             buf.truncate(len);
-            Ok(buf)
+            Ok(())
         }
         Err(error) => {
             buf.zeroize();
+            buf.clear();
             Err(error)
         }
     }

@@ -5,7 +5,8 @@ use aes_gcm::aes::Aes256;
 use aes_gcm::{AeadInPlace, AesGcm, KeyInit};
 use proptest::prelude::*;
 use vault_crypto::{
-    open, open_base64, open_into, seal, seal_into, seal_to_base64, DataKey, Envelope, Error, Layout,
+    open, open_base64, open_in_place, open_into, seal, seal_into, seal_to_base64, DataKey,
+    Envelope, Error, Layout,
 };
 use vault_format::Frame;
 
@@ -109,6 +110,14 @@ proptest! {
         let bytes = vault_format::b64::decode(&text).unwrap();
         let envelope = Envelope::parse_as(&bytes, layout).unwrap();
         prop_assert_eq!(open(&key, &envelope, &aad).unwrap(), &plaintext[..]);
+
+        // In place, the layout forced: the buffer ends up holding the
+        // plaintext, in the allocation that held the envelope.
+        let mut buf = bytes.clone();
+        let before = buf.as_ptr();
+        open_in_place(&key, &mut buf, Some(layout), &aad).unwrap();
+        prop_assert_eq!(&buf[..], &plaintext[..]);
+        prop_assert_eq!(buf.as_ptr(), before);
     }
 
     #[test]
@@ -129,6 +138,9 @@ proptest! {
         sealed[range.start + index.index(range.len())] ^= flip;
         let envelope = Envelope::parse_as(&sealed, layout).unwrap();
         prop_assert_eq!(open(&key, &envelope, &aad), Err(Error::Decrypt));
+        let mut buf = sealed.clone();
+        prop_assert_eq!(open_in_place(&key, &mut buf, Some(layout), &aad), Err(Error::Decrypt));
+        prop_assert!(buf.is_empty(), "no partial plaintext");
     }
 }
 
@@ -256,5 +268,53 @@ fn large_plaintext_round_trips() {
             plaintext,
             "{layout}"
         );
+    }
+}
+
+#[test]
+fn open_in_place_detects_or_forces_the_layout() {
+    let key = key([7; 32]);
+    for layout in LAYOUTS {
+        let (sealed, _) = sealed_message(layout, &key);
+        let mut detected = sealed.clone();
+        open_in_place(&key, &mut detected, None, b"org_1").unwrap();
+        assert_eq!(detected, b"attack at dawn, bring snacks", "{layout}");
+        let mut forced = sealed.clone();
+        open_in_place(&key, &mut forced, Some(layout), b"org_1").unwrap();
+        assert_eq!(forced, detected, "{layout}");
+    }
+}
+
+#[test]
+fn open_in_place_leaves_malformed_input_and_wipes_failures() {
+    let key = key([7; 32]);
+    // Not an envelope: a format error, and the buffer is untouched.
+    let mut short = b"too short".to_vec();
+    assert!(matches!(
+        open_in_place(&key, &mut short, None, b""),
+        Err(Error::Format(vault_format::Error::TooShort { .. }))
+    ));
+    assert_eq!(short, b"too short");
+    let mut empty = Vec::new();
+    assert!(matches!(
+        open_in_place(&key, &mut empty, Some(Layout::B), b""),
+        Err(Error::Format(vault_format::Error::Empty))
+    ));
+
+    // The wrong AAD or key: opaque, and nothing is left in the buffer.
+    for layout in LAYOUTS {
+        let (sealed, _) = sealed_message(layout, &key);
+        let mut buf = sealed.clone();
+        assert_eq!(
+            open_in_place(&key, &mut buf, Some(layout), b"org_2"),
+            Err(Error::Decrypt)
+        );
+        assert!(buf.is_empty(), "{layout}");
+        let mut buf = sealed;
+        assert_eq!(
+            open_in_place(&self::key([8; 32]), &mut buf, None, b"org_1"),
+            Err(Error::Decrypt)
+        );
+        assert!(buf.is_empty(), "{layout}");
     }
 }
