@@ -76,3 +76,31 @@ fn blocking_api_round_trips() {
         pair.data_key
     );
 }
+
+#[tokio::test]
+async fn a_custom_key_service_plugs_into_the_facade() {
+    // MemoryKeyService is a key service of "our own": WorkOS-shaped blobs
+    // kept in a map. The facade needs nothing else from it.
+    let vault = Vault::new(vault_tests::MemoryKeyService::new());
+    let ciphertext = vault
+        .encrypt("custom", &context(), None)
+        .await
+        .expect("encrypt");
+    let info = Vault::inspect(&ciphertext).expect("inspect");
+    assert_eq!(info.key_blob_kind, "workos");
+    assert_eq!(
+        vault
+            .decrypt_to_string(&ciphertext, None)
+            .await
+            .expect("decrypt"),
+        "custom"
+    );
+    let rekeyed = vault.rekey(&ciphertext, &context()).await.expect("rekey");
+    assert_eq!(
+        vault
+            .decrypt_to_string(&rekeyed, None)
+            .await
+            .expect("decrypt rekeyed"),
+        "custom"
+    );
+}
