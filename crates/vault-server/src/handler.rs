@@ -88,7 +88,10 @@ impl<B: hyper::body::Body<Data = Bytes> + Send + Sync + Unpin> RequestBody for B
 /// What every connection shares.
 pub(crate) struct App {
     service: Arc<dyn KeyService>,
-    api_keys: Vec<SecretString>,
+    /// SHA-256 of each accepted API key, computed once: comparing
+    /// fixed-length digests keeps the comparison constant-time whatever the
+    /// keys' lengths, and the keys themselves need not stay in memory.
+    api_key_digests: Vec<ring::digest::Digest>,
     max_body_bytes: usize,
     faults: Faults,
     rng: SystemRandom,
@@ -99,7 +102,13 @@ impl App {
     pub(crate) fn new(service: Arc<dyn KeyService>, config: ServerConfig) -> Arc<App> {
         Arc::new(App {
             service,
-            api_keys: config.api_keys,
+            api_key_digests: config
+                .api_keys
+                .iter()
+                .map(|key| {
+                    ring::digest::digest(&ring::digest::SHA256, key.expose_secret().as_bytes())
+                })
+                .collect(),
             max_body_bytes: config.limits.max_body_bytes,
             faults: config.faults,
             rng: SystemRandom::new(),
@@ -293,8 +302,7 @@ impl App {
         }
         let given = ring::digest::digest(&ring::digest::SHA256, token);
         let mut matched = 0u8;
-        for key in &self.api_keys {
-            let want = ring::digest::digest(&ring::digest::SHA256, key.expose_secret().as_bytes());
+        for want in &self.api_key_digests {
             let difference = given
                 .as_ref()
                 .iter()
@@ -310,8 +318,14 @@ impl App {
         let mut bytes = [0u8; 12];
         match self.rng.fill(&mut bytes) {
             Ok(()) => {
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                format!("req_{hex}")
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut id = String::with_capacity(4 + 2 * bytes.len());
+                id.push_str("req_");
+                for byte in bytes {
+                    id.push(char::from(HEX[usize::from(byte >> 4)]));
+                    id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+                }
+                id
             }
             Err(_) => format!(
                 "req_local_{}",
