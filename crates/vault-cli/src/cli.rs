@@ -26,20 +26,44 @@ pub struct Args {
     command: Command,
 }
 
+/// The repeatable `--context NAME=VALUE` of every command that wraps keys.
+#[derive(Debug, clap::Args)]
+struct ContextArgs {
+    /// A key context entry, `name=value`; repeat for more.
+    #[arg(
+        long = "context",
+        short = 'c',
+        value_name = "NAME=VALUE",
+        required = true
+    )]
+    entries: Vec<String>,
+}
+
+impl ContextArgs {
+    fn parse(&self) -> Result<KeyContext, Failure> {
+        let mut context = KeyContext::new();
+        for entry in &self.entries {
+            let (name, value) = entry.split_once('=').ok_or_else(|| {
+                Failure::input(format!(
+                    "--context {entry:?} must be NAME=VALUE, such as organization_id=org_123"
+                ))
+            })?;
+            context
+                .insert(name, value)
+                .map_err(|e| Failure::input(e.to_string()))?;
+        }
+        Ok(context)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Encrypt FILE (or stdin) under a fresh data key; print base64.
     Encrypt {
         /// Input file; stdin when absent or `-`.
         file: Option<PathBuf>,
-        /// A key context entry, `name=value`; repeat for more.
-        #[arg(
-            long = "context",
-            short = 'c',
-            value_name = "NAME=VALUE",
-            required = true
-        )]
-        context: Vec<String>,
+        #[command(flatten)]
+        context: ContextArgs,
         /// Associated data to bind; decrypt needs the same.
         #[arg(long)]
         aad: Option<String>,
@@ -73,14 +97,8 @@ enum Command {
     Rekey {
         /// Input file; stdin when absent or `-`.
         file: Option<PathBuf>,
-        /// The new key context, `name=value`; repeat for more.
-        #[arg(
-            long = "context",
-            short = 'c',
-            value_name = "NAME=VALUE",
-            required = true
-        )]
-        context: Vec<String>,
+        #[command(flatten)]
+        context: ContextArgs,
     },
     /// Manage the local keyring (never prints key material).
     #[command(subcommand)]
@@ -93,14 +111,8 @@ enum Command {
 enum DataKeyCommand {
     /// Create a data key for a context.
     Create {
-        /// A key context entry, `name=value`; repeat for more.
-        #[arg(
-            long = "context",
-            short = 'c',
-            value_name = "NAME=VALUE",
-            required = true
-        )]
-        context: Vec<String>,
+        #[command(flatten)]
+        context: ContextArgs,
     },
     /// Decrypt an `encrypted_keys` blob (base64) from KEYS, FILE or stdin.
     Decrypt {
@@ -193,21 +205,6 @@ fn one_line(error: &dyn std::error::Error) -> String {
     line
 }
 
-fn parse_context(entries: &[String]) -> Result<KeyContext, Failure> {
-    let mut context = KeyContext::new();
-    for entry in entries {
-        let (name, value) = entry.split_once('=').ok_or_else(|| {
-            Failure::input(format!(
-                "--context {entry:?} must be NAME=VALUE, such as organization_id=org_123"
-            ))
-        })?;
-        context
-            .insert(name, value)
-            .map_err(|e| Failure::input(e.to_string()))?;
-    }
-    Ok(context)
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -230,7 +227,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             aad,
             layout,
         } => {
-            let context = parse_context(&context)?;
+            let context = context.parse()?;
             let plaintext = zeroize::Zeroizing::new(read_input(file.as_deref())?);
             let vault = Vault::builder()
                 .shared_key_service(Vault::from_env()?.key_service().clone())
@@ -284,7 +281,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             write_json(&value)
         }
         Command::DataKey(DataKeyCommand::Create { context }) => {
-            let context = parse_context(&context)?;
+            let context = context.parse()?;
             let vault = Vault::from_env()?;
             let pair = runtime()?.block_on(vault.create_data_key(&context))?;
             write_json(&json!({
@@ -305,7 +302,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             write_json(&json!({ "data_key": *key.secret_base64(), "id": key.id() }))
         }
         Command::Rekey { file, context } => {
-            let context = parse_context(&context)?;
+            let context = context.parse()?;
             let text = read_text(file.as_deref())?;
             let vault = Vault::from_env()?;
             let rekeyed = runtime()?.block_on(vault.rekey(&text, &context))?;
