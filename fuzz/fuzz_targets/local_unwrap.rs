@@ -18,7 +18,8 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::{Builder, Runtime};
-use vault_api::{DataKeyPair, KeyContext, KeyService, LocalKeyService};
+use vault_api::{DataKeyPair, KeyContext, KeyService};
+use vault_local::LocalKeyService;
 use vault_format::LOCAL_HEADER_LEN;
 
 struct Fixture {

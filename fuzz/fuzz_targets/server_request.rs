@@ -19,7 +19,8 @@ use std::sync::{Arc, LazyLock};
 
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::{Builder, Runtime};
-use vault_api::{DataKeyPair, KeyContext, KeyService, LocalKeyService};
+use vault_api::{DataKeyPair, KeyContext, KeyService};
+use vault_local::LocalKeyService;
 use vault_server::{RequestHandler, ServerConfig};
 
 const API_KEY: &str = "sk_test_fuzz_0123456789";

@@ -28,7 +28,7 @@ pub const API_KEY: &str = "sk_test_vault_rs_e2e_4f1c9a";
 /// backing service here, so switching to another implementation is one
 /// change.
 pub fn backing_service() -> Arc<dyn KeyService> {
-    Arc::new(vault_api::LocalKeyService::ephemeral())
+    Arc::new(vault_local::LocalKeyService::ephemeral())
 }
 
 /// A key service in memory: random data keys, WorkOS-shaped blobs

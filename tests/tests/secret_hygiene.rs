@@ -17,7 +17,7 @@ use vault::{
     CacheConfig, CachingKeyService, HttpKeyService, KeyContext, KeyService, LocalKeyService,
     ReusePolicy, Vault,
 };
-use vault_api::Keyring;
+use vault_local::Keyring;
 use vault_server::{Server, ServerConfig};
 
 const API_KEY: &str = "sk_test_hygiene_Q29uZmlkZW50aWFs";
@@ -307,7 +307,7 @@ async fn no_secret_in_traces_debug_or_display() {
     let keyring = Keyring::open(&keyring_path).expect("the keyring");
     let data_key_response = vault_api::wire::DecryptDataKeyResponse {
         data_key: vault_api::wire::SecretString::from(pair.data_key.secret_base64()),
-        id: pair.id.clone(),
+        id: pair.id().to_owned(),
     };
     let printed = [
         format!("{:?} {:#?}", pair.data_key, pair.data_key),

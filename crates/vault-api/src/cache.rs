@@ -31,19 +31,18 @@
 //! cache is used; [`CachingKeyService::clear`] drops them all at once.
 //!
 //! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), vault_api::Error> {
+//! # async fn run(my_key_service: impl vault_api::KeyService) -> Result<(), vault_api::Error> {
 //! use std::time::Duration;
-//! use vault_api::{CacheConfig, CachingKeyService, KeyContext, KeyService, LocalKeyService, ReusePolicy};
+//! use vault_api::{CacheConfig, CachingKeyService, KeyContext, KeyService, ReusePolicy};
 //!
 //! let config = CacheConfig::default()
 //!     .with_ttl(Duration::from_secs(60))
 //!     .with_reuse(ReusePolicy::new(Duration::from_secs(60), 10_000, 1 << 30));
-//! let service = CachingKeyService::new(LocalKeyService::ephemeral(), config);
+//! let service = CachingKeyService::new(my_key_service, config);
 //! let context = KeyContext::new().with("organization_id", "org_123")?;
 //! let first = service.data_key_for_message(&context, 100).await?;
 //! let second = service.data_key_for_message(&context, 100).await?;
-//! assert_eq!(first.id, second.id);
+//! assert_eq!(first.id(), second.id());
 //! let key = service.decrypt_data_key(&first.encrypted_keys).await?;
 //! assert_eq!(service.stats().decrypt_hits, 1);
 //! # Ok(())

@@ -16,7 +16,10 @@ pub const MAX_VALUE_CHARS: usize = 500;
 /// Entries are kept sorted by name, so equal contexts compare and serialise
 /// equally. The rules of WorkOS Vault are checked on every insert: at least
 /// one and at most 10 entries, names of 1 to 120 characters, values of at
-/// most 500 characters.
+/// most 500 characters. A context deserialized from JSON is checked the
+/// same way, so every non-empty `KeyContext` keeps the rules; only one
+/// built with [`KeyContext::new`] can be empty, and key services refuse it
+/// with [`KeyContext::validate`].
 ///
 /// ```
 /// use vault_api::KeyContext;
@@ -25,9 +28,25 @@ pub const MAX_VALUE_CHARS: usize = 500;
 /// assert!(KeyContext::new().with("", "x").is_err());
 /// # Ok::<(), vault_api::ContextError>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>")]
 pub struct KeyContext(BTreeMap<String, String>);
+
+impl TryFrom<BTreeMap<String, String>> for KeyContext {
+    type Error = ContextError;
+
+    fn try_from(entries: BTreeMap<String, String>) -> Result<Self, ContextError> {
+        let context = KeyContext(entries);
+        context.validate()?;
+        Ok(context)
+    }
+}
+
+impl Serialize for KeyContext {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
 
 impl KeyContext {
     /// An empty context. It must get at least one entry before use.
@@ -77,7 +96,9 @@ impl KeyContext {
         Ok(self)
     }
 
-    /// Checks every rule: for contexts that arrived from outside (JSON).
+    /// Checks every rule. Only emptiness can fail on a context built with
+    /// [`KeyContext::insert`] or deserialized; key services call this
+    /// before they use a context.
     pub fn validate(&self) -> Result<(), ContextError> {
         if self.0.is_empty() {
             return Err(ContextError::Empty);
@@ -235,11 +256,13 @@ mod tests {
                 .collect::<BTreeMap<_, _>>(),
         )
         .unwrap();
-        let parsed: KeyContext = serde_json::from_str(&json).unwrap();
-        assert_eq!(
-            parsed.validate(),
-            Err(ContextError::TooManyEntries { count: 11 })
-        );
+        let refused = serde_json::from_str::<KeyContext>(&json).unwrap_err();
+        assert!(refused.to_string().contains("11 entries"), "{refused}");
+        assert!(serde_json::from_str::<KeyContext>("{}")
+            .unwrap_err()
+            .to_string()
+            .contains("key context is empty"));
+        assert!(serde_json::from_str::<KeyContext>(r#"{"":"v"}"#).is_err());
     }
 
     #[test]

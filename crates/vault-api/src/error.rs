@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, in terms a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,21 +24,27 @@ pub enum ErrorKind {
     Keyring,
     /// The client is misconfigured (a bad base URL, say).
     Config,
+    /// The operating system's random number generator failed, so no key,
+    /// nonce or id could be drawn.
+    Random,
+    /// A request could not be encoded (JSON serialization failed).
+    Encode,
 }
 
 /// An error from a key service.
 ///
 /// `Display` says what this layer knows; the cause, if any, is reached
 /// through [`std::error::Error::source`]. Errors never carry data keys,
-/// API keys or request bodies.
-#[derive(Debug)]
+/// API keys or request bodies. Errors are cheap to clone (the cause is
+/// shared), so one failure can be handed to every caller waiting on it.
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     status: Option<u16>,
     request_id: Option<String>,
     retryable: bool,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -70,8 +77,16 @@ impl Error {
 
     /// Records the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
+    }
+
+    /// The operating system's random number generator failed.
+    pub fn random_failed() -> Self {
+        Error::new(
+            ErrorKind::Random,
+            "the operating system's random number generator failed",
+        )
     }
 
     /// Overrides whether a retry may succeed.

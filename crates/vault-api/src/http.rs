@@ -394,11 +394,12 @@ impl Inner {
         path: &'static str,
         request: &Q,
     ) -> Result<Answer<A>, Error> {
-        let body = Bytes::from(serde_json::to_vec(request).map_err(|_| {
+        let body = Bytes::from(serde_json::to_vec(request).map_err(|error| {
             Error::new(
-                ErrorKind::InvalidContext,
+                ErrorKind::Encode,
                 "the request could not be encoded as JSON",
             )
+            .with_source(error)
         })?);
         let idempotency_key = HeaderValue::try_from(new_idempotency_key(&self.rng)?)
             .map_err(|_| config_error("could not build an idempotency key"))?;
@@ -625,8 +626,9 @@ fn status_error(path: &str, status: u16, detail: Option<String>) -> Error {
 
 /// A random UUID v4 from the system CSPRNG.
 fn new_idempotency_key(rng: &SystemRandom) -> Result<String, Error> {
-    crate::uuid::random_v4(rng)
-        .ok_or_else(|| config_error("the system random number generator failed"))
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes).map_err(|_| Error::random_failed())?;
+    Ok(vault_format::id::uuid_v4(bytes))
 }
 
 fn invalid_response(message: &str, request_id: Option<&str>) -> Error {

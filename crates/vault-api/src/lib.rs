@@ -8,8 +8,11 @@
 //! - [`KeyContext`]: the validated name/value map that selects keys.
 //! - [`KeyService`]: create, decrypt and rekey data keys.
 //! - [`wire`]: the JSON bodies of WorkOS's key endpoints.
+//! - [`HttpKeyService`]: WorkOS Vault's key API over HTTPS.
 //! - [`CachingKeyService`]: an opt-in cache in front of any key service.
-//! - [`LocalKeyService`]: the embedded key service over a local [`Keyring`].
+//!
+//! The embedded key service over a local keyring is in the `vault-local`
+//! crate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -18,10 +21,7 @@ mod context;
 mod error;
 #[cfg(feature = "http")]
 mod http;
-mod keyring;
-mod local;
 mod service;
-mod uuid;
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MESSAGES_PER_KEY};
@@ -29,7 +29,5 @@ pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VAL
 pub use error::{is_retryable_status, Error, ErrorKind};
 #[cfg(feature = "http")]
 pub use http::{HttpKeyService, HttpKeyServiceBuilder};
-pub use keyring::{Keyring, KeyringInfo, MasterKeyInfo, MASTER_KEY_LEN};
-pub use local::LocalKeyService;
 pub use service::{DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

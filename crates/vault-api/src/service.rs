@@ -17,20 +17,21 @@ pub struct DataKeyPair {
     /// The `encrypted_keys` blob (raw bytes). Store it next to the data: it
     /// is the only way to get the data key back.
     pub encrypted_keys: Vec<u8>,
-    /// The data key id.
-    pub id: String,
 }
 
 impl DataKeyPair {
     /// Assembles a pair.
     pub fn new(context: KeyContext, data_key: DataKey, encrypted_keys: Vec<u8>) -> Self {
-        let id = data_key.id().to_owned();
         DataKeyPair {
             context,
             data_key,
             encrypted_keys,
-            id,
         }
+    }
+
+    /// The data key id (the data key's own: there is one source of truth).
+    pub fn id(&self) -> &str {
+        self.data_key.id()
     }
 
     /// The `encrypted_keys` blob as the API's base64 text.
@@ -44,7 +45,6 @@ impl DataKeyPair {
             context: self.context.clone(),
             data_key: self.data_key.duplicate(),
             encrypted_keys: self.encrypted_keys.clone(),
-            id: self.id.clone(),
         }
     }
 }

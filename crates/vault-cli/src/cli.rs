@@ -288,7 +288,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 "context": pair.context,
                 "data_key": *pair.data_key.secret_base64(),
                 "encrypted_keys": pair.encrypted_keys_base64(),
-                "id": pair.id,
+                "id": pair.id(),
             }))
         }
         Command::DataKey(DataKeyCommand::Decrypt { keys }) => {

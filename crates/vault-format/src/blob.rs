@@ -110,19 +110,11 @@ impl<'a> KeyBlob<'a> {
 fn header<'a>(bytes: &'a [u8], magic: &[u8; 11]) -> Option<(&'a str, &'a [u8])> {
     let rest = bytes.strip_prefix(magic.as_slice())?;
     let (id, rest) = rest.split_first_chunk::<ID_LEN>()?;
-    if !is_uuid(id) {
+    if !crate::id::is_uuid(id) {
         return None;
     }
     let id = std::str::from_utf8(id).ok()?;
     Some((id, rest))
-}
-
-/// Whether `text` has the 8-4-4-4-12 hexadecimal shape of a UUID.
-fn is_uuid(text: &[u8; ID_LEN]) -> bool {
-    text.iter().enumerate().all(|(i, &c)| match i {
-        8 | 13 | 18 | 23 => c == b'-',
-        _ => c.is_ascii_hexdigit(),
-    })
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ pub mod b64;
 mod blob;
 mod envelope;
 mod error;
+pub mod id;
 mod layout;
 mod leb128;
 

@@ -244,8 +244,7 @@ impl App {
     }
 
     async fn create_data_key(&self, body: &[u8]) -> Result<Response<Body>, Reject> {
-        let request: wire::CreateDataKeyRequest = parse(body)?;
-        request.context.validate().map_err(context_error)?;
+        let request: wire::CreateDataKeyRequest = parse_with_context(body)?;
         let pair = self
             .service
             .create_data_key(&request.context)
@@ -270,8 +269,7 @@ impl App {
     }
 
     async fn rekey(&self, body: &[u8]) -> Result<Response<Body>, Reject> {
-        let request: wire::RekeyRequest = parse(body)?;
-        request.context.validate().map_err(context_error)?;
+        let request: wire::RekeyRequest = parse_with_context(body)?;
         let keys = decode_keys(&request.encrypted_keys, "encrypted_keys")?;
         let pair = self
             .service
@@ -414,6 +412,24 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
     })
 }
 
+/// [`parse`] for a request with a `context`: a context of strings that
+/// breaks the rules (too many entries, a name too long, ...) is a 422, as
+/// WorkOS answers, not a 400.
+fn parse_with_context<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
+    parse(body).map_err(|reject| context_rejection(body).unwrap_or(reject))
+}
+
+fn context_rejection(body: &[u8]) -> Option<Reject> {
+    #[derive(serde::Deserialize)]
+    struct ContextOnly {
+        context: std::collections::BTreeMap<String, String>,
+    }
+    let ContextOnly { context } = serde_json::from_slice(body).ok()?;
+    vault_api::KeyContext::try_from(context)
+        .err()
+        .map(context_error)
+}
+
 fn decode_keys(text: &str, field: &str) -> Result<Vec<u8>, Reject> {
     vault_format::b64::decode(text).map_err(|_| {
         Reject::new(
@@ -444,7 +460,7 @@ fn pair_response(pair: DataKeyPair) -> Response<Body> {
     let encrypted_keys = pair.encrypted_keys_base64();
     let response = wire::DataKeyResponse {
         data_key: SecretString::from(pair.data_key.secret_base64()),
-        id: pair.id,
+        id: pair.id().to_owned(),
         context: pair.context,
         encrypted_keys,
     };

@@ -242,7 +242,7 @@ impl Drop for Server {
 /// use std::sync::Arc;
 /// use vault_server::{RequestHandler, ServerConfig};
 ///
-/// let service = Arc::new(vault_api::LocalKeyService::ephemeral());
+/// let service = Arc::new(vault_local::LocalKeyService::ephemeral());
 /// let handler = RequestHandler::new(service, ServerConfig::new().api_key("sk_test"));
 /// let (status, headers, body) = handler.handle(b"GET", "/health", &[], b"").await.unwrap();
 /// assert_eq!(status, 200);

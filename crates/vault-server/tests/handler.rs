@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use vault_api::LocalKeyService;
+use vault_local::LocalKeyService;
 use vault_server::{RequestHandler, ServerConfig};
 
 const API_KEY: &str = "sk_test_handler";

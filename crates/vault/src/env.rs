@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vault_api::{KeyService, LocalKeyService};
+use vault_api::KeyService;
+use vault_local::LocalKeyService;
 
 use crate::Error;
 

@@ -82,9 +82,10 @@ pub use inspect::Inspection;
 pub use vault_api::HttpKeyService;
 pub use vault_api::{
     CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, ErrorKind, KeyContext,
-    KeyService, LocalKeyService, ReusePolicy,
+    KeyService, ReusePolicy,
 };
 pub use vault_format::Layout;
+pub use vault_local::{Keyring, LocalKeyService};
 
 /// Encrypts and decrypts through a key service. Cheap to clone: clones
 /// share the key service.

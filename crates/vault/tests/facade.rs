@@ -106,7 +106,7 @@ async fn data_keys_round_trip() {
     let pair = vault.create_data_key(&context("org_1")).await.unwrap();
     let key = vault.decrypt_data_key(&pair.encrypted_keys).await.unwrap();
     assert_eq!(key, pair.data_key);
-    assert_eq!(key.id(), pair.id);
+    assert_eq!(key.id(), pair.id());
 }
 
 #[tokio::test]

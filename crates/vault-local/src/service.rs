@@ -49,7 +49,7 @@ use vault_format::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC}
 use zeroize::Zeroizing;
 
 use crate::keyring::{Keyring, KeyringInfo};
-use crate::{DataKeyPair, Error, ErrorKind, KeyContext, KeyService, MAX_ENTRIES};
+use vault_api::{DataKeyPair, Error, ErrorKind, KeyContext, KeyService, MAX_ENTRIES};
 
 /// HKDF salt: names this scheme.
 const KEK_SALT: &[u8] = b"VRS.LKS.v1 key-encrypting key";
@@ -72,7 +72,8 @@ const SEALED_LEN: usize = DATA_KEY_LEN + TAG_LEN;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), vault_api::Error> {
-/// use vault_api::{KeyContext, KeyService, LocalKeyService};
+/// use vault_api::{KeyContext, KeyService};
+/// use vault_local::LocalKeyService;
 ///
 /// let service = LocalKeyService::ephemeral();
 /// let context = KeyContext::new().with("organization_id", "org_123")?;
@@ -215,7 +216,9 @@ impl LocalKeyService {
             push_field(&mut blob, name)?;
             push_field(&mut blob, value)?;
             let mut nonce = [0u8; NONCE_LEN];
-            self.rng.fill(&mut nonce).map_err(|_| rng_failed())?;
+            self.rng
+                .fill(&mut nonce)
+                .map_err(|_| Error::random_failed())?;
             // Capacity for the tag up front: no reallocation leaves a copy
             // of the data key behind.
             let mut sealed = Zeroizing::new(Vec::with_capacity(SEALED_LEN));
@@ -275,7 +278,11 @@ impl LocalKeyService {
 
     /// A fresh random UUID v4, as text.
     fn new_id(&self) -> Result<String, Error> {
-        crate::uuid::random_v4(&self.rng).ok_or_else(rng_failed)
+        let mut bytes = [0u8; 16];
+        self.rng
+            .fill(&mut bytes)
+            .map_err(|_| Error::random_failed())?;
+        Ok(vault_format::id::uuid_v4(bytes))
     }
 }
 
@@ -293,7 +300,9 @@ impl KeyService for LocalKeyService {
         context.validate()?;
         self.refresh()?;
         let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        self.rng.fill(&mut *bytes).map_err(|_| rng_failed())?;
+        self.rng
+            .fill(&mut *bytes)
+            .map_err(|_| Error::random_failed())?;
         let data_key = DataKey::new(self.new_id()?, *bytes);
         let encrypted_keys = self.wrap(&data_key, context)?;
         tracing::debug!(
@@ -508,13 +517,6 @@ fn not_this_keyring(version: u32) -> Error {
             "these encrypted keys do not open with master key version {version} of this keyring: \
              they were altered, or written with another keyring"
         ),
-    )
-}
-
-fn rng_failed() -> Error {
-    Error::new(
-        ErrorKind::Keyring,
-        "the operating system's random number generator failed",
     )
 }
 

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use vault_api::{
     CacheConfig, CachingKeyService, DataKey, DataKeyPair, Error, ErrorKind, KeyContext, KeyService,
-    LocalKeyService, ReusePolicy, MAX_MESSAGES_PER_KEY,
+    ReusePolicy, MAX_MESSAGES_PER_KEY,
 };
+use vault_local::LocalKeyService;
 
 /// A local key service that counts calls, can hold every call until
 /// released, and can fail on demand.
@@ -303,7 +304,7 @@ async fn created_and_rekeyed_keys_prime_the_decrypt_cache() {
         2,
         "create_data_key is never cached"
     );
-    assert_ne!(first.id, second.id);
+    assert_ne!(first.id(), second.id());
     assert_eq!(
         cache.decrypt_data_key(&first.encrypted_keys).await.unwrap(),
         first.data_key
@@ -342,7 +343,7 @@ async fn no_reuse_unless_configured() {
     let cache = CachingKeyService::new(Counting::new(), CacheConfig::default());
     let a = cache.data_key_for_message(&context("o"), 10).await.unwrap();
     let b = cache.data_key_for_message(&context("o"), 10).await.unwrap();
-    assert_ne!(a.id, b.id);
+    assert_ne!(a.id(), b.id());
     assert_eq!(cache.inner().creates(), 2);
     assert!(CacheConfig::default().reuse().is_none());
 }
@@ -361,7 +362,7 @@ async fn reuse_respects_max_messages() {
     for _ in 0..7 {
         let pair = cache.data_key_for_message(&context("o"), 10).await.unwrap();
         assert_eq!(pair.context, context("o"));
-        ids.push(pair.id);
+        ids.push(pair.id().to_owned());
     }
     assert_eq!(cache.inner().creates(), 3);
     assert!(ids[0] == ids[1] && ids[1] == ids[2]);
@@ -372,7 +373,7 @@ async fn reuse_respects_max_messages() {
 
     // Another context gets its own key.
     let other = cache.data_key_for_message(&context("p"), 10).await.unwrap();
-    assert!(!ids.contains(&other.id));
+    assert!(!ids.iter().any(|id| id == other.id()));
     // Reused keys decrypt from the primed cache.
     let pair = cache.data_key_for_message(&context("o"), 10).await.unwrap();
     cache.decrypt_data_key(&pair.encrypted_keys).await.unwrap();
@@ -394,20 +395,20 @@ async fn reuse_respects_max_bytes() {
     let o = context("o");
     let a = cache.data_key_for_message(&o, 40).await.unwrap();
     let b = cache.data_key_for_message(&o, 60).await.unwrap(); // 100: fits exactly
-    assert_eq!(a.id, b.id);
+    assert_eq!(a.id(), b.id());
     let c = cache.data_key_for_message(&o, 1).await.unwrap(); // 101: new key
-    assert_ne!(c.id, a.id);
+    assert_ne!(c.id(), a.id());
     assert_eq!(cache.inner().creates(), 2);
     // A message larger than the limit gets a key of its own, not kept.
     let big = cache.data_key_for_message(&o, 150).await.unwrap();
     assert_eq!(cache.inner().creates(), 3);
     let after = cache.data_key_for_message(&o, 1).await.unwrap();
-    assert_eq!(after.id, c.id);
-    assert_ne!(big.id, c.id);
+    assert_eq!(after.id(), c.id());
+    assert_ne!(big.id(), c.id());
     assert_eq!(cache.inner().creates(), 3);
     // Sizes near u64::MAX do not overflow.
     let huge = cache.data_key_for_message(&o, u64::MAX).await.unwrap();
-    assert_ne!(huge.id, c.id);
+    assert_ne!(huge.id(), c.id());
 }
 
 #[tokio::test(start_paused = true)]
@@ -420,10 +421,10 @@ async fn reuse_respects_max_age() {
     let a = cache.data_key_for_message(&o, 1).await.unwrap();
     tokio::time::advance(Duration::from_secs(59)).await;
     let b = cache.data_key_for_message(&o, 1).await.unwrap();
-    assert_eq!(a.id, b.id);
+    assert_eq!(a.id(), b.id());
     tokio::time::advance(Duration::from_secs(1)).await;
     let c = cache.data_key_for_message(&o, 1).await.unwrap();
-    assert_ne!(a.id, c.id);
+    assert_ne!(a.id(), c.id());
     assert_eq!(cache.inner().creates(), 2);
     assert_eq!(cache.stats().reuse_cached, 1);
 }
@@ -494,7 +495,7 @@ async fn concurrent_reuse_makes_one_create_and_shares_failures() {
     cache.inner().release();
     let mut ids = Vec::new();
     for task in tasks {
-        ids.push(task.await.unwrap().unwrap().id);
+        ids.push(task.await.unwrap().unwrap().id().to_owned());
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);

@@ -23,8 +23,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::wire::SecretString;
-use crate::{Error, ErrorKind};
+use vault_api::wire::SecretString;
+use vault_api::{Error, ErrorKind};
 
 /// Length of a master key: 32 bytes.
 pub const MASTER_KEY_LEN: usize = 32;
@@ -42,7 +42,7 @@ const MAX_FILE_LEN: u64 = 1 << 20;
 /// path and the versions only.
 ///
 /// ```
-/// use vault_api::Keyring;
+/// use vault_local::Keyring;
 /// let mut keyring = Keyring::ephemeral();
 /// assert_eq!(keyring.newest_version(), 1);
 /// assert_eq!(keyring.rotate()?, 2);
@@ -295,12 +295,7 @@ impl fmt::Debug for Keyring {
 impl MasterKey {
     fn generate(version: u32, rng: &SystemRandom) -> Result<MasterKey, Error> {
         let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
-        rng.fill(&mut *key).map_err(|_| {
-            Error::new(
-                ErrorKind::Keyring,
-                "the operating system's random number generator failed",
-            )
-        })?;
+        rng.fill(&mut *key).map_err(|_| Error::random_failed())?;
         let created_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

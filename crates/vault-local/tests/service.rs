@@ -1,8 +1,9 @@
 //! The local key service: round trips, tampering, rotation, rekey.
 #![allow(clippy::unwrap_used)]
 
-use vault_api::{DataKeyPair, ErrorKind, KeyContext, KeyService, LocalKeyService};
+use vault_api::{DataKeyPair, ErrorKind, KeyContext, KeyService};
 use vault_format::{KeyBlob, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+use vault_local::LocalKeyService;
 
 fn context() -> KeyContext {
     KeyContext::from_pairs([("organization_id", "org_123"), ("region", "eu-west-1")]).unwrap()
@@ -27,16 +28,16 @@ async fn create_then_decrypt_round_trips() {
     let service = LocalKeyService::ephemeral();
     let pair = service.create_data_key(&context()).await.unwrap();
     assert_eq!(pair.context, context());
-    assert_eq!(pair.id, pair.data_key.id());
+    assert_eq!(pair.id(), pair.data_key.id());
     let again = service
         .decrypt_data_key(&pair.encrypted_keys)
         .await
         .unwrap();
     assert_eq!(again.secret_bytes(), pair.data_key.secret_bytes());
-    assert_eq!(again.id(), pair.id);
+    assert_eq!(again.id(), pair.id());
 
     let other = service.create_data_key(&context()).await.unwrap();
-    assert_ne!(other.id, pair.id);
+    assert_ne!(other.id(), pair.id());
     assert_ne!(other.data_key.secret_bytes(), pair.data_key.secret_bytes());
 }
 
@@ -51,7 +52,7 @@ async fn blob_parses_as_local_with_id_and_version() {
             version,
             ..
         } => {
-            assert_eq!(data_key_id, pair.id);
+            assert_eq!(data_key_id, pair.id());
             assert_eq!(keyring_version, 1);
             assert_eq!(version, "v1");
         }
@@ -171,7 +172,7 @@ async fn rekey_keeps_the_data_key_and_changes_the_context() {
         .await
         .unwrap();
     assert_eq!(rekeyed.context, new_context);
-    assert_eq!(rekeyed.id, pair.id);
+    assert_eq!(rekeyed.id(), pair.id());
     assert_eq!(
         rekeyed.data_key.secret_bytes(),
         pair.data_key.secret_bytes()
@@ -179,7 +180,7 @@ async fn rekey_keeps_the_data_key_and_changes_the_context() {
     assert_ne!(rekeyed.encrypted_keys, pair.encrypted_keys);
     assert!(matches!(
         KeyBlob::parse(&rekeyed.encrypted_keys),
-        KeyBlob::Local { keyring_version: 2, data_key_id, .. } if data_key_id == pair.id
+        KeyBlob::Local { keyring_version: 2, data_key_id, .. } if data_key_id == pair.id()
     ));
     let again = service
         .decrypt_data_key(&rekeyed.encrypted_keys)
@@ -206,17 +207,17 @@ async fn invalid_context_is_rejected() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidContext);
-    let too_many: KeyContext = serde_json::from_str(
+    // An over-full context cannot reach the service: it is refused when
+    // deserialized.
+    let too_many = serde_json::from_str::<KeyContext>(
         &serde_json::to_string(
             &(0..11)
                 .map(|i| (format!("k{i}"), "v".to_owned()))
                 .collect::<std::collections::BTreeMap<_, _>>(),
         )
         .unwrap(),
-    )
-    .unwrap();
-    let error = service.create_data_key(&too_many).await.unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::InvalidContext);
+    );
+    assert!(too_many.is_err());
 }
 
 #[tokio::test]

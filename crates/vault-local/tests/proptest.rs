@@ -2,8 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use vault_api::{ErrorKind, KeyContext, KeyService, LocalKeyService};
+use vault_api::{ErrorKind, KeyContext, KeyService};
 use vault_format::LOCAL_MAGIC;
+use vault_local::LocalKeyService;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

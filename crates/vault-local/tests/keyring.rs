@@ -6,8 +6,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use vault_api::{ErrorKind, KeyContext, KeyService, Keyring, LocalKeyService};
+use vault_api::{ErrorKind, KeyContext, KeyService};
 use vault_format::KeyBlob;
+use vault_local::{Keyring, LocalKeyService};
 
 fn context() -> KeyContext {
     KeyContext::new()

@@ -1,0 +1,32 @@
+//! The embedded key service: WorkOS-style envelope keys from a local
+//! keyring, for development, CI, air-gapped use and behind `vault-server`.
+//!
+//! **Most users want the `vault` crate**, which re-exports this crate's
+//! types and uses [`LocalKeyService`] when no WorkOS API key is configured.
+//!
+//! - [`Keyring`]: versioned 32-byte master keys, in memory or in a file
+//!   only its owner may read.
+//! - [`LocalKeyService`]: a [`vault_api::KeyService`] that wraps data keys
+//!   under KEKs derived from the keyring's newest master key.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), vault_api::Error> {
+//! use vault_api::{KeyContext, KeyService};
+//! use vault_local::LocalKeyService;
+//!
+//! let service = LocalKeyService::ephemeral();
+//! let context = KeyContext::new().with("organization_id", "org_123")?;
+//! let pair = service.create_data_key(&context).await?;
+//! assert_eq!(service.decrypt_data_key(&pair.encrypted_keys).await?, pair.data_key);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod keyring;
+mod service;
+
+pub use keyring::{Keyring, KeyringInfo, MasterKeyInfo, MASTER_KEY_LEN};
+pub use service::LocalKeyService;
