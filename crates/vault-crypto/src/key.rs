@@ -1,7 +1,6 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use base64::Engine;
 use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
 use zeroize::Zeroizing;
 
@@ -57,13 +56,15 @@ impl DataKey {
         Ok(key)
     }
 
-    /// A data key from standard base64 (as the API's `data_key` field).
+    /// A data key from standard base64 (as the API's `data_key` field),
+    /// read as [`vault_format::b64`] reads every field: padding optional,
+    /// whitespace ignored, URL-safe text refused.
     pub fn from_base64(id: impl Into<String>, text: &str) -> Result<Self, Error> {
-        let decoded = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|_| Error::InvalidKeyEncoding)?,
-        );
+        // Sized up front so decoding never reallocates (and leaves no
+        // unwiped copy behind); wiped on drop, error or not.
+        let mut decoded = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3 + 3));
+        vault_format::b64::decode_into(text, &mut decoded)
+            .map_err(|_| Error::InvalidKeyEncoding)?;
         Self::from_slice(id, &decoded)
     }
 
@@ -80,7 +81,7 @@ impl DataKey {
     /// The secret key as standard base64, in a zeroizing string (for wire
     /// formats such as the API's `data_key` field).
     pub fn secret_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(*self.bytes))
+        Zeroizing::new(vault_format::b64::encode(&*self.bytes))
     }
 
     /// A second copy of this key, for caches. Deliberately not `Clone`, so
@@ -165,6 +166,22 @@ mod tests {
         );
         assert_eq!(
             DataKey::from_base64("x", "not base64!").unwrap_err(),
+            Error::InvalidKeyEncoding
+        );
+    }
+
+    #[test]
+    fn from_base64_follows_the_format_crates_policy() {
+        let key = DataKey::new("x", [7; 32]);
+        let text = key.secret_base64();
+        let unpadded = text.trim_end_matches('=');
+        let wrapped = format!("{}\n{}", &text[..20], &text[20..]);
+        for variant in [&text[..], unpadded, &wrapped] {
+            assert_eq!(DataKey::from_base64("x", variant).unwrap(), key, "{variant:?}");
+        }
+        let url_safe = vault_format::b64::encode(&[0xfb; 32]).replace('+', "-");
+        assert_eq!(
+            DataKey::from_base64("x", &url_safe).unwrap_err(),
             Error::InvalidKeyEncoding
         );
     }

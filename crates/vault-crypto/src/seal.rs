@@ -1,6 +1,5 @@
 //! Sealing: plaintext in, envelope out, encrypted in place in the output.
 
-use base64::Engine;
 use vault_format::{b64, Frame, Layout, TAG_LEN};
 use zeroize::Zeroize;
 
@@ -188,66 +187,20 @@ fn split_iv_ciphertext<'a>(envelope: &'a mut [u8], frame: &Frame) -> (&'a [u8], 
 
 /// Appends the keys region with its LEB128 length prefix.
 fn append_keys(out: &mut Vec<u8>, frame: &Frame, encrypted_keys: &[u8]) {
-    let region = frame.keys();
-    let (prefix, prefix_len) = leb128(region.len());
-    out.extend_from_slice(&prefix[..prefix_len]);
+    out.extend_from_slice(&frame.keys_prefix());
     match frame.layout() {
         Layout::APrime => {
             let at = out.len();
-            out.resize(at + region.len(), 0);
-            let written = base64::engine::general_purpose::STANDARD
-                .encode_slice(encrypted_keys, &mut out[at..])
-                .unwrap_or_default();
-            debug_assert_eq!(written, region.len());
+            out.resize(at + frame.keys().len(), 0);
+            b64::encode_to_slice(encrypted_keys, &mut out[at..]);
         }
         _ => out.extend_from_slice(encrypted_keys),
-    }
-}
-
-/// Unsigned LEB128 of a keys length, which [`Frame::new`] checked fits a
-/// `u32` (so at most 5 bytes).
-fn leb128(mut value: usize) -> ([u8; 5], usize) {
-    let mut bytes = [0u8; 5];
-    let mut len = 0;
-    loop {
-        let low = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 || len == 4 {
-            bytes[len] = low;
-            return (bytes, len + 1);
-        }
-        bytes[len] = low | 0x80;
-        len += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn leb128_matches_frame() {
-        for len in [
-            0,
-            1,
-            127,
-            128,
-            16_383,
-            16_384,
-            2_097_151,
-            2_097_152,
-            1 << 28,
-        ] {
-            let frame = Frame::new(Layout::A12, len, 0).unwrap();
-            let (_, prefix_len) = leb128(len);
-            assert_eq!(frame.keys().start, 12 + 16 + prefix_len, "len {len}");
-        }
-        assert_eq!(leb128(300), ([0xac, 0x02, 0, 0, 0], 2));
-        assert_eq!(
-            leb128(u32::MAX as usize),
-            ([0xff, 0xff, 0xff, 0xff, 0x0f], 5)
-        );
-    }
 
     /// Sealing with a given IV reproduces every valid Wycheproof AES-256
     /// case of our IV sizes, through both back ends and every layout.

@@ -27,6 +27,24 @@ pub fn encode(bytes: &[u8]) -> String {
     ENGINE.encode(bytes)
 }
 
+/// Encodes bytes as standard, padded base64 into `out`, which must be
+/// exactly [`encoded_len`]`(bytes.len())` long.
+///
+/// # Panics
+///
+/// If `out` has another length: a bug in the caller.
+pub fn encode_to_slice(bytes: &[u8], out: &mut [u8]) {
+    assert_eq!(
+        out.len(),
+        encoded_len(bytes.len()),
+        "buffer must fit the base64 text exactly"
+    );
+    let written = ENGINE
+        .encode_slice(bytes, out)
+        .expect("the buffer fits the text");
+    debug_assert_eq!(written, out.len());
+}
+
 /// Length of the padded base64 text of `raw_len` bytes.
 pub const fn encoded_len(raw_len: usize) -> usize {
     raw_len.div_ceil(3) * 4

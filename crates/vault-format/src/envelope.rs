@@ -261,7 +261,10 @@ impl<'a> Envelope<'a> {
     fn write_frame(&self, frame: &Frame, out: &mut [u8]) {
         out[frame.iv()].copy_from_slice(self.iv);
         out[frame.tag()].copy_from_slice(self.tag);
-        frame.write_keys(out, self.keys);
+        let keys = frame.keys();
+        let prefix = frame.keys_prefix();
+        out[keys.start - prefix.len()..keys.start].copy_from_slice(&prefix);
+        out[keys].copy_from_slice(self.keys);
         out[frame.ciphertext()].copy_from_slice(self.ciphertext);
     }
 }
@@ -273,7 +276,9 @@ impl<'a> Envelope<'a> {
 /// use vault_format::{Frame, Layout};
 /// let frame = Frame::new(Layout::B, 5, 3)?;
 /// let mut buf = vec![0u8; frame.len()];
-/// frame.write_keys(&mut buf, b"keys!");
+/// let prefix = frame.keys_prefix();
+/// buf[frame.keys().start - prefix.len()..frame.keys().start].copy_from_slice(&prefix);
+/// buf[frame.keys()].copy_from_slice(b"keys!");
 /// buf[frame.ciphertext()].copy_from_slice(b"abc");
 /// assert_eq!(frame.len(), 1 + 5 + 12 + 3 + 16);
 /// assert_eq!(frame.tag(), 21..37);
@@ -370,22 +375,28 @@ impl Frame {
         start..start + self.ciphertext_len
     }
 
-    /// Writes the length prefix and the keys region into `out`, an
-    /// encoding buffer of [`Frame::len`] bytes.
-    ///
-    /// # Panics
-    ///
-    /// If `out` is shorter than the frame or `keys` has another length than
-    /// the frame was made for: both are caller bugs.
-    pub fn write_keys(&self, out: &mut [u8], keys: &[u8]) {
-        assert_eq!(
-            keys.len(),
-            self.keys_len,
-            "keys length differs from the frame's"
-        );
-        let start = self.keys_start();
-        leb128::write_u32(self.keys_len as u32, &mut out[start..]);
-        out[self.keys()].copy_from_slice(keys);
+    /// The LEB128 length prefix that precedes the keys region on the wire.
+    pub fn keys_prefix(&self) -> KeysPrefix {
+        let mut bytes = [0u8; leb128::MAX_LEN];
+        // `new` checked that the length fits in a u32.
+        let len = leb128::write_u32(self.keys_len as u32, &mut bytes);
+        KeysPrefix { bytes, len }
+    }
+}
+
+/// The encoded length prefix of a keys region: 1 to 5 bytes of unsigned
+/// LEB128. Dereferences to those bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysPrefix {
+    bytes: [u8; leb128::MAX_LEN],
+    len: usize,
+}
+
+impl std::ops::Deref for KeysPrefix {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -453,4 +464,36 @@ fn magic_hint(bytes: &[u8]) -> Option<Layout> {
     let text = find(b"V09TLkVLT").or_else(|| find(b"VlJTLkxLU"));
     text.filter(|p| (29..=48).contains(p))
         .map(|_| Layout::APrime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_prefix_is_leb128_and_fills_the_gap_before_the_keys() {
+        for len in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            1 << 28,
+            u32::MAX as usize,
+        ] {
+            let frame = Frame::new(Layout::A12, len, 0).expect("fits a u32");
+            let prefix = frame.keys_prefix();
+            assert_eq!(frame.keys().start, 12 + 16 + prefix.len(), "len {len}");
+            assert_eq!(leb128::read_u32(&prefix), Ok((len as u32, prefix.len())));
+        }
+        let frame = |len| Frame::new(Layout::B, len, 0).expect("fits a u32");
+        assert_eq!(&*frame(300).keys_prefix(), &[0xac, 0x02]);
+        assert_eq!(
+            &*frame(u32::MAX as usize).keys_prefix(),
+            &[0xff, 0xff, 0xff, 0xff, 0x0f]
+        );
+    }
 }

@@ -63,6 +63,6 @@ mod layout;
 mod leb128;
 
 pub use blob::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
-pub use envelope::{Envelope, Frame};
+pub use envelope::{Envelope, Frame, KeysPrefix};
 pub use error::Error;
 pub use layout::{Layout, UnknownLayout, TAG_LEN};
