@@ -3,32 +3,21 @@
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
 
 use assert_cmd::Command;
-use serde::Deserialize;
 
-const VECTORS: &str = include_str!("../../../tests/data/sdk-vectors.json");
-
-#[derive(Deserialize)]
-struct File {
-    vectors: Vec<Case>,
-    negative: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    id: String,
-    #[serde(default)]
-    plaintext_utf8: Option<String>,
-    aad: Option<String>,
-    data_key_b64: String,
-    ciphertext_b64: String,
+/// What `decrypt --data-key` needs of a positive or negative vector.
+struct Case<'a> {
+    id: &'a str,
+    aad: Option<&'a str>,
+    data_key_b64: &'a str,
+    ciphertext_b64: &'a str,
 }
 
 fn decrypt(case: &Case) -> std::process::Output {
     let mut command = Command::cargo_bin("vault").unwrap();
     command
         .env_remove("WORKOS_API_KEY")
-        .args(["decrypt", "--data-key", &case.data_key_b64]);
-    if let Some(aad) = &case.aad {
+        .args(["decrypt", "--data-key", case.data_key_b64]);
+    if let Some(aad) = case.aad {
         command.args(["--aad", aad]);
     }
     command
@@ -39,24 +28,35 @@ fn decrypt(case: &Case) -> std::process::Output {
 
 #[test]
 fn offline_decrypt_opens_every_positive_and_refuses_every_negative() {
-    let file: File = serde_json::from_str(VECTORS).unwrap();
-    for case in &file.vectors {
-        let output = decrypt(case);
+    let file = vault_testdata::sdk_vectors();
+    for vector in &file.vectors {
+        let output = decrypt(&Case {
+            id: &vector.id,
+            aad: vector.aad.as_deref(),
+            data_key_b64: &vector.data_key_b64,
+            ciphertext_b64: &vector.ciphertext_b64,
+        });
         assert!(
             output.status.success(),
             "{}: {}",
-            case.id,
+            vector.id,
             String::from_utf8_lossy(&output.stderr)
         );
         assert_eq!(
-            Some(String::from_utf8(output.stdout).unwrap()),
-            case.plaintext_utf8,
+            String::from_utf8(output.stdout).unwrap(),
+            vector.plaintext_utf8,
             "{}",
-            case.id
+            vector.id
         );
     }
-    for case in &file.negative {
-        let output = decrypt(case);
+    for negative in &file.negative {
+        let case = Case {
+            id: &negative.id,
+            aad: negative.aad.as_deref(),
+            data_key_b64: &negative.data_key_b64,
+            ciphertext_b64: &negative.ciphertext_b64,
+        };
+        let output = decrypt(&case);
         let code = output.status.code();
         assert!(
             code == Some(1) || code == Some(2),

@@ -177,7 +177,11 @@ mod tests {
         let unpadded = text.trim_end_matches('=');
         let wrapped = format!("{}\n{}", &text[..20], &text[20..]);
         for variant in [&text[..], unpadded, &wrapped] {
-            assert_eq!(DataKey::from_base64("x", variant).unwrap(), key, "{variant:?}");
+            assert_eq!(
+                DataKey::from_base64("x", variant).unwrap(),
+                key,
+                "{variant:?}"
+            );
         }
         let url_safe = vault_format::b64::encode(&[0xfb; 32]).replace('+', "-");
         assert_eq!(

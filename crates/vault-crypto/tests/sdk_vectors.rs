@@ -1,47 +1,9 @@
 //! Ciphertexts written by the official SDKs (see `tests/data/README.md` at
 //! the workspace root): every positive opens, every negative is refused.
 
-use serde::Deserialize;
 use vault_crypto::{open, open_base64, DataKey, Envelope, Layout};
 
-const VECTORS: &str = include_str!("../../../tests/data/sdk-vectors.json");
-
-#[derive(Deserialize)]
-struct File {
-    vectors: Vec<Vector>,
-    negative: Vec<Negative>,
-}
-
-#[derive(Deserialize)]
-struct Vector {
-    id: String,
-    layout: String,
-    plaintext_utf8: String,
-    aad: Option<String>,
-    data_key_b64: String,
-    data_key_id: String,
-    encrypted_keys_b64: String,
-    ciphertext_b64: String,
-    expect: String,
-}
-
-#[derive(Deserialize)]
-struct Negative {
-    id: String,
-    mutation: String,
-    aad: Option<String>,
-    data_key_b64: String,
-    ciphertext_b64: String,
-    expect: String,
-}
-
-fn file() -> File {
-    serde_json::from_str(VECTORS).expect("sdk-vectors.json parses")
-}
-
-fn aad(aad: &Option<String>) -> &[u8] {
-    aad.as_deref().unwrap_or("").as_bytes()
-}
+use vault_testdata::sdk_vectors as file;
 
 #[test]
 fn positives_open_with_detection() {
@@ -61,9 +23,9 @@ fn positives_open_with_detection() {
             v.id
         );
         let plaintext =
-            open(&key, &envelope, aad(&v.aad)).unwrap_or_else(|e| panic!("{}: {e}", v.id));
+            open(&key, &envelope, v.aad_bytes()).unwrap_or_else(|e| panic!("{}: {e}", v.id));
         assert_eq!(plaintext, v.plaintext_utf8.as_bytes(), "{}", v.id);
-        let again = open_base64(&key, &v.ciphertext_b64, aad(&v.aad)).unwrap();
+        let again = open_base64(&key, &v.ciphertext_b64, v.aad_bytes()).unwrap();
         assert_eq!(
             again,
             v.plaintext_utf8.as_bytes(),
@@ -89,7 +51,7 @@ fn negatives_fail() {
     for n in &file.negative {
         assert_eq!(n.expect, "error", "{}", n.id);
         let key = DataKey::from_base64("negative", &n.data_key_b64).unwrap();
-        let result = open_base64(&key, &n.ciphertext_b64, aad(&n.aad));
+        let result = open_base64(&key, &n.ciphertext_b64, n.aad_bytes());
         assert!(result.is_err(), "{} ({}) opened", n.id, n.mutation);
         // Tampering with authenticated parts gives the one opaque error.
         if n.mutation.starts_with("flip-") || n.mutation.contains("aad") {
@@ -100,7 +62,7 @@ fn negatives_fail() {
             for layout in Layout::ALL {
                 if let Ok(envelope) = Envelope::parse_as(&bytes, layout) {
                     assert!(
-                        open(&key, &envelope, aad(&n.aad)).is_err(),
+                        open(&key, &envelope, n.aad_bytes()).is_err(),
                         "{} opened as {layout}",
                         n.id
                     );

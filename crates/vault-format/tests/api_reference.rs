@@ -1,22 +1,9 @@
 //! The examples in WorkOS's public API reference
 //! (`tests/data/workos-api-reference.json`).
 
-use serde::Deserialize;
 use vault_format::{b64, Envelope, Error, KeyBlob, Layout};
 
-const REFERENCE: &str = include_str!("../../../tests/data/workos-api-reference.json");
-
-#[derive(Deserialize)]
-struct Reference {
-    decrypt_data_key_keys: String,
-    decrypt_data_key_keys_data_key_id: String,
-    decrypt_ciphertext: Option<String>,
-    decrypt_ciphertext_prefix: String,
-}
-
-fn reference() -> Reference {
-    serde_json::from_str(REFERENCE).expect("reference file parses")
-}
+use vault_testdata::api_reference as reference;
 
 #[test]
 fn decrypt_data_key_example_is_a_workos_blob() {

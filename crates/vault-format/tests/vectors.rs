@@ -1,36 +1,9 @@
 //! Every vector the official SDKs wrote parses with the layout its producer
 //! uses, and the framing-breaking negatives are refused with the right error.
 
-use serde::Deserialize;
 use vault_format::{b64, Envelope, Error, KeyBlob, Layout};
 
-const VECTORS: &str = include_str!("../../../tests/data/sdk-vectors.json");
-
-#[derive(Deserialize)]
-struct File {
-    vectors: Vec<Positive>,
-    negative: Vec<Negative>,
-}
-
-#[derive(Deserialize)]
-struct Positive {
-    id: String,
-    layout: String,
-    data_key_id: String,
-    encrypted_keys_b64: String,
-    ciphertext_b64: String,
-}
-
-#[derive(Deserialize)]
-struct Negative {
-    id: String,
-    mutation: String,
-    ciphertext_b64: String,
-}
-
-fn file() -> File {
-    serde_json::from_str(VECTORS).expect("vector file parses")
-}
+use vault_testdata::sdk_vectors as file;
 
 #[test]
 fn every_positive_vector_parses_with_its_layout() {
