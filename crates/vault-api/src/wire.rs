@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::KeyContext;
+use crate::{DataKey, DataKeyPair, KeyContext};
 
 /// `POST /vault/v1/keys/data-key`.
 pub const DATA_KEY_PATH: &str = "/vault/v1/keys/data-key";
@@ -60,6 +60,29 @@ pub struct DecryptDataKeyResponse {
     pub data_key: SecretString,
     /// The data key id.
     pub id: String,
+}
+
+impl From<DataKeyPair> for DataKeyResponse {
+    /// The response a key service gives for `pair`: the data key as
+    /// zeroizing base64.
+    fn from(pair: DataKeyPair) -> Self {
+        DataKeyResponse {
+            data_key: SecretString::from(pair.data_key.secret_base64()),
+            encrypted_keys: pair.encrypted_keys_base64(),
+            id: pair.id().to_owned(),
+            context: pair.context,
+        }
+    }
+}
+
+impl From<&DataKey> for DecryptDataKeyResponse {
+    /// The response a key service gives for `data_key`.
+    fn from(data_key: &DataKey) -> Self {
+        DecryptDataKeyResponse {
+            data_key: SecretString::from(data_key.secret_base64()),
+            id: data_key.id().to_owned(),
+        }
+    }
 }
 
 /// An error body: `{"error": "..."}`, sometimes with `code`, `errors` or

@@ -3,11 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use serde_json::json;
-use vault::{ErrorKind, KeyContext, Layout, LocalKeyService, Vault};
-use vault_crypto::DataKey;
-use vault_format::{b64, Envelope};
+use vault::{wire, DataKey, KeyContext, Layout, LocalKeyService, Vault};
 
+use crate::failure::Failure;
 use crate::io::{read_input, read_text, write_json, write_line, write_stdout};
 
 /// Envelope encryption with WorkOS Vault's key API, or offline with a local
@@ -18,7 +16,8 @@ use crate::io::{read_input, read_text, write_json, write_line, write_stdout};
 /// at VAULT_KEYRING, or in the platform data directory.
 ///
 /// Exit codes: 0 success; 1 authentication or decryption failure; 2 usage
-/// error or bad input; 3 key service unreachable.
+/// error or bad input; 3 key service unreachable; 4 local system failure
+/// (cannot start, listen or write output).
 #[derive(Debug, Parser)]
 #[command(name = "vault", version)]
 pub struct Args {
@@ -131,86 +130,12 @@ enum KeyringCommand {
     Show,
 }
 
-/// A failed command: the one line for stderr and the exit code.
-#[derive(Debug)]
-pub struct Failure {
-    pub message: String,
-    pub code: u8,
-}
-
-impl Failure {
-    /// Exit code 2: bad input or usage.
-    pub fn input(message: String) -> Self {
-        Failure { message, code: 2 }
-    }
-}
-
-impl From<vault::Error> for Failure {
-    fn from(error: vault::Error) -> Self {
-        let code = match &error {
-            vault::Error::Decrypt => 1,
-            vault::Error::KeyService(e) => key_service_code(e),
-            _ => 2,
-        };
-        Failure {
-            message: one_line(&error),
-            code,
-        }
-    }
-}
-
-impl From<vault_api::Error> for Failure {
-    fn from(error: vault_api::Error) -> Self {
-        Failure {
-            code: key_service_code(&error),
-            message: one_line(&error),
-        }
-    }
-}
-
-impl From<vault_crypto::Error> for Failure {
-    fn from(error: vault_crypto::Error) -> Self {
-        vault::Error::from(error).into()
-    }
-}
-
-impl From<vault_format::Error> for Failure {
-    fn from(error: vault_format::Error) -> Self {
-        vault::Error::from(error).into()
-    }
-}
-
-fn key_service_code(error: &vault_api::Error) -> u8 {
-    match error.kind() {
-        ErrorKind::Unauthorized | ErrorKind::InvalidKeys => 1,
-        ErrorKind::Connect | ErrorKind::Timeout => 3,
-        ErrorKind::Api if error.status().is_some_and(|s| s >= 500) => 3,
-        ErrorKind::Api | ErrorKind::InvalidResponse => 1,
-        _ => 2,
-    }
-}
-
-/// The error and its causes on one line, skipping causes already quoted.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Failure::input(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))
 }
 
 fn local_service() -> Result<LocalKeyService, Failure> {
@@ -226,91 +151,79 @@ pub fn run(args: Args) -> Result<(), Failure> {
             context,
             aad,
             layout,
-        } => {
-            let context = context.parse()?;
-            let plaintext = zeroize::Zeroizing::new(read_input(file.as_deref())?);
-            let vault = Vault::builder()
-                .shared_key_service(Vault::from_env()?.key_service().clone())
-                .layout(layout)
-                .build()?;
-            let aad = aad.as_deref().map(str::as_bytes);
-            let ciphertext = runtime()?.block_on(vault.encrypt(&*plaintext, &context, aad))?;
-            write_line(&ciphertext)
-        }
+        } => encrypt(file, &context.parse()?, aad, layout),
         Command::Decrypt {
             file,
             aad,
             data_key,
             layout,
-        } => {
-            let text = read_text(file.as_deref())?;
-            let aad = aad.as_deref().map(str::as_bytes).unwrap_or_default();
-            let plaintext = zeroize::Zeroizing::new(match (data_key, layout) {
-                (Some(key), layout) => {
-                    let key = DataKey::from_base64("offline", &key)
-                        .map_err(|e| Failure::input(format!("--data-key: {e}")))?;
-                    let bytes = b64::decode(&text)?;
-                    let envelope = match layout {
-                        Some(layout) => Envelope::parse_as(&bytes, layout)?,
-                        None => Envelope::parse(&bytes)?,
-                    };
-                    vault_crypto::open(&key, &envelope, aad)?
-                }
-                (None, layout) => {
-                    let vault = Vault::from_env()?;
-                    let runtime = runtime()?;
-                    match layout {
-                        None => runtime.block_on(vault.decrypt(&text, Some(aad)))?,
-                        Some(layout) => {
-                            let bytes = b64::decode(&text)?;
-                            let envelope = Envelope::parse_as(&bytes, layout)?;
-                            let keys = envelope.encrypted_keys()?;
-                            let key = runtime.block_on(vault.decrypt_data_key(&keys))?;
-                            vault_crypto::open(&key, &envelope, aad)?
-                        }
-                    }
-                }
-            });
-            write_stdout(&plaintext)
-        }
+        } => decrypt(file, aad, data_key, layout),
         Command::Inspect { file } => {
-            let text = read_text(file.as_deref())?;
-            let inspection = Vault::inspect(&text)?;
-            let value = serde_json::to_value(&inspection)
-                .map_err(|e| Failure::input(format!("cannot format JSON: {e}")))?;
-            write_json(&value)
+            let inspection = Vault::inspect(&read_text(file.as_deref())?)?;
+            write_json(&inspection)
         }
         Command::DataKey(DataKeyCommand::Create { context }) => {
             let context = context.parse()?;
-            let vault = Vault::from_env()?;
-            let pair = runtime()?.block_on(vault.create_data_key(&context))?;
-            write_json(&json!({
-                "context": pair.context,
-                "data_key": *pair.data_key.secret_base64(),
-                "encrypted_keys": pair.encrypted_keys_base64(),
-                "id": pair.id(),
-            }))
+            let pair = runtime()?.block_on(Vault::from_env()?.create_data_key(&context))?;
+            write_json(&wire::DataKeyResponse::from(pair))
         }
         Command::DataKey(DataKeyCommand::Decrypt { keys }) => {
             let text = match keys {
                 Some(keys) => keys.trim().to_owned(),
                 None => read_text(None)?,
             };
-            let blob = b64::decode(&text)?;
             let vault = Vault::from_env()?;
-            let key = runtime()?.block_on(vault.decrypt_data_key(&blob))?;
-            write_json(&json!({ "data_key": *key.secret_base64(), "id": key.id() }))
+            let key = runtime()?.block_on(vault.decrypt_data_key_base64(&text))?;
+            write_json(&wire::DecryptDataKeyResponse::from(&key))
         }
         Command::Rekey { file, context } => {
             let context = context.parse()?;
             let text = read_text(file.as_deref())?;
             let vault = Vault::from_env()?;
-            let rekeyed = runtime()?.block_on(vault.rekey(&text, &context))?;
-            write_line(&rekeyed)
+            write_line(&runtime()?.block_on(vault.rekey(&text, &context))?)
         }
         Command::Keyring(command) => keyring(command),
         Command::Serve(args) => crate::serve::run(args),
     }
+}
+
+fn encrypt(
+    file: Option<PathBuf>,
+    context: &KeyContext,
+    aad: Option<String>,
+    layout: Layout,
+) -> Result<(), Failure> {
+    let plaintext = zeroize::Zeroizing::new(read_input(file.as_deref())?);
+    let vault = Vault::from_env()?.with_layout(layout);
+    let aad = aad.as_deref().map(str::as_bytes);
+    let ciphertext = runtime()?.block_on(vault.encrypt(&*plaintext, context, aad))?;
+    write_line(&ciphertext)
+}
+
+fn decrypt(
+    file: Option<PathBuf>,
+    aad: Option<String>,
+    data_key: Option<String>,
+    layout: Option<Layout>,
+) -> Result<(), Failure> {
+    let text = read_text(file.as_deref())?;
+    let aad = aad.as_deref().map(str::as_bytes);
+    let plaintext = zeroize::Zeroizing::new(match data_key {
+        Some(key) => {
+            let key = DataKey::from_base64("offline", &key)
+                .map_err(|e| Failure::input(format!("--data-key: {e}")))?;
+            Vault::decrypt_with_data_key(&text, &key, layout, aad)?
+        }
+        None => {
+            let vault = Vault::from_env()?;
+            let runtime = runtime()?;
+            match layout {
+                None => runtime.block_on(vault.decrypt(&text, aad))?,
+                Some(layout) => runtime.block_on(vault.decrypt_as(&text, layout, aad))?,
+            }
+        }
+    });
+    write_stdout(&plaintext)
 }
 
 fn keyring(command: KeyringCommand) -> Result<(), Failure> {
@@ -318,7 +231,5 @@ fn keyring(command: KeyringCommand) -> Result<(), Failure> {
     if let KeyringCommand::Rotate = command {
         service.rotate()?;
     }
-    let info = serde_json::to_value(service.keyring_info())
-        .map_err(|e| Failure::input(format!("cannot format JSON: {e}")))?;
-    write_json(&info)
+    write_json(&service.keyring_info())
 }

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 
 /// Inputs above this size show a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 4 << 20;
@@ -54,20 +54,25 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
     stdout
         .write_all(bytes)
         .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::input(format!("cannot write to stdout: {e}")))
+        .map_err(|e| Failure::system(format!("cannot write to stdout: {e}")))
 }
 
 /// Writes a line of text to stdout.
 pub fn write_line(text: &str) -> Result<(), Failure> {
-    let mut line = String::with_capacity(text.len() + 1);
-    line.push_str(text);
-    line.push('\n');
-    write_stdout(line.as_bytes())
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::system(format!("cannot write to stdout: {e}")))
 }
 
-/// Writes pretty JSON and a newline to stdout.
-pub fn write_json(value: &serde_json::Value) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::input(format!("cannot format JSON: {e}")))?;
+/// Writes pretty JSON and a newline to stdout. The text is wiped after
+/// writing: it may hold a data key.
+pub fn write_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = zeroize::Zeroizing::new(
+        serde_json::to_string_pretty(value)
+            .map_err(|e| Failure::system(format!("cannot format JSON: {e}")))?,
+    );
     write_line(&text)
 }

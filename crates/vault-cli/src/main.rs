@@ -1,11 +1,12 @@
 //! `vault`: encrypt, decrypt, inspect and serve WorkOS Vault ciphertexts.
 //!
 //! The backend is chosen like `vault::Vault::from_env`: WorkOS when
-//! `WORKOS_API_KEY` is set, otherwise the local keyring. Exit codes: 0
-//! success, 1 authentication or decryption failure, 2 usage error or bad
-//! input, 3 key service unreachable.
+//! `WORKOS_API_KEY` is set, otherwise the local keyring. Exit codes are in
+//! [`failure`]: 0 success, 1 authentication or decryption failure, 2 usage
+//! error or bad input, 3 key service unreachable, 4 local system failure.
 
 mod cli;
+mod failure;
 mod io;
 mod serve;
 

@@ -8,7 +8,7 @@ use clap::Args;
 use vault::LocalKeyService;
 use vault_server::ServerConfig;
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 
 /// Options of `vault serve`.
 #[derive(Debug, Args)]
@@ -60,11 +60,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::input(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .map_err(|e| Failure::input(format!("cannot listen on {}: {e}", args.listen)))?;
+            .map_err(|e| Failure::system(format!("cannot listen on {}: {e}", args.listen)))?;
         let address = listener.local_addr().unwrap_or(args.listen);
         // The one line scripts wait for: where to point SDKs.
         eprintln!(
@@ -78,6 +78,6 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             vault_server::shutdown_signal(),
         )
         .await
-        .map_err(|e| Failure::input(format!("server failed: {e}")))
+        .map_err(|e| Failure::system(format!("server failed: {e}")))
     })
 }

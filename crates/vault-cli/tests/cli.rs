@@ -101,6 +101,9 @@ fn inspect_prints_json() {
     assert_eq!(info["key_blob_version"], "v1");
     assert_eq!(info["data_key_id"].as_str().map(str::len), Some(36));
     assert!(info["keys_len"].as_u64().unwrap() > 47);
+    let keys = info["encrypted_keys"].as_str().unwrap();
+    let key = json(env.ok(&["data-key", "decrypt", keys], b""));
+    assert_eq!(key["id"], info["data_key_id"]);
 }
 
 #[test]

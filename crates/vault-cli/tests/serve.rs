@@ -77,3 +77,24 @@ fn serve_creates_the_keyring_owner_only() {
     assert_eq!(mode.unwrap(), 0o600);
     assert_eq!(dir_mode.unwrap(), 0o700);
 }
+
+#[test]
+fn a_taken_address_is_a_system_failure_not_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring.json");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = vault(dir.path(), &keyring)
+        .args(["serve", "--listen", &address, "--api-key", "sk_test_x"])
+        // A safety net only: a server that starts would serve forever.
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    drop(taken);
+}

@@ -13,6 +13,10 @@ pub struct Inspection {
     pub iv_len: usize,
     /// Length of the `encrypted_keys` blob in bytes.
     pub keys_len: usize,
+    /// The `encrypted_keys` blob, base64: what
+    /// [`Vault::decrypt_data_key_base64`](crate::Vault::decrypt_data_key_base64)
+    /// and `vault data-key decrypt` take. Not secret.
+    pub encrypted_keys: String,
     /// Length of the AES-GCM ciphertext in bytes, without the tag (equal to
     /// the plaintext's length).
     pub ciphertext_len: usize,
@@ -37,6 +41,7 @@ impl Inspection {
             layout: envelope.layout().name(),
             iv_len: envelope.iv().len(),
             keys_len: keys.len(),
+            encrypted_keys: b64::encode(&keys),
             ciphertext_len: envelope.ciphertext().len(),
             key_blob_kind: blob.kind(),
             key_blob_version: blob.version().map(str::to_owned),

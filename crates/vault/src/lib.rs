@@ -78,6 +78,9 @@ use std::sync::Arc;
 pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
 pub use error::Error;
 pub use inspect::Inspection;
+pub use vault_api::wire;
+/// The error of a [`KeyService`]; inside [`Error::KeyService`].
+pub use vault_api::Error as KeyServiceError;
 #[cfg(feature = "http")]
 pub use vault_api::HttpKeyService;
 pub use vault_api::{
@@ -152,7 +155,6 @@ impl Vault {
         aad: Option<&[u8]>,
     ) -> Result<String, Error> {
         let plaintext = plaintext.as_ref();
-        context.validate()?;
         let pair = self
             .service()
             .data_key_for_message(context, plaintext.len() as u64)
@@ -193,10 +195,31 @@ impl Vault {
     /// decoded into, so apart from the key service's call this makes one
     /// allocation: the returned plaintext.
     pub async fn decrypt(&self, ciphertext: &str, aad: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+        self.decrypt_layout(ciphertext, None, aad).await
+    }
+
+    /// [`Vault::decrypt`], reading the ciphertext as `layout` instead of
+    /// detecting it: for the rare ciphertext whose bytes fit two layouts,
+    /// when you know which SDK wrote it.
+    pub async fn decrypt_as(
+        &self,
+        ciphertext: &str,
+        layout: Layout,
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Error> {
+        self.decrypt_layout(ciphertext, Some(layout), aad).await
+    }
+
+    async fn decrypt_layout(
+        &self,
+        ciphertext: &str,
+        layout: Option<Layout>,
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Error> {
         let mut buf = Vec::new();
         vault_format::b64::decode_into(ciphertext, &mut buf)?;
         let (layout, key) = {
-            let envelope = vault_format::Envelope::parse(&buf)?;
+            let envelope = parse_envelope(&buf, layout)?;
             let key = self
                 .service()
                 .decrypt_data_key(&envelope.encrypted_keys()?)
@@ -204,6 +227,38 @@ impl Vault {
             (envelope.layout(), key)
         };
         vault_crypto::open_in_place(&key, &mut buf, Some(layout), aad.unwrap_or_default())?;
+        Ok(buf)
+    }
+
+    /// Decrypts offline with a data key you already hold (from
+    /// [`Vault::decrypt_data_key`], say): no key service call. `layout`
+    /// forces a layout as in [`Vault::decrypt_as`]; `None` detects it.
+    ///
+    /// ```
+    /// use vault::{KeyContext, LocalKeyService, Vault};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let vault = Vault::new(LocalKeyService::ephemeral());
+    /// let context = KeyContext::new().with("organization_id", "org_123")?;
+    /// let ciphertext = vault.encrypt("hi", &context, None).await?;
+    ///
+    /// let keys = Vault::inspect(&ciphertext)?.encrypted_keys;
+    /// let key = vault.decrypt_data_key_base64(&keys).await?;
+    /// assert_eq!(Vault::decrypt_with_data_key(&ciphertext, &key, None, None)?, b"hi");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn decrypt_with_data_key(
+        ciphertext: &str,
+        data_key: &DataKey,
+        layout: Option<Layout>,
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Error> {
+        let mut buf = Vec::new();
+        vault_format::b64::decode_into(ciphertext, &mut buf)?;
+        let layout = parse_envelope(&buf, layout)?.layout();
+        vault_crypto::open_in_place(data_key, &mut buf, Some(layout), aad.unwrap_or_default())?;
         Ok(buf)
     }
 
@@ -224,7 +279,6 @@ impl Vault {
     /// Creates a data key for `context` (for callers doing their own
     /// encryption). Store `encrypted_keys`: it cannot be fetched again.
     pub async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
-        context.validate()?;
         Ok(self.service().create_data_key(context).await?)
     }
 
@@ -233,11 +287,17 @@ impl Vault {
         Ok(self.service().decrypt_data_key(encrypted_keys).await?)
     }
 
+    /// [`Vault::decrypt_data_key`] for the blob as base64 text, as the API
+    /// and [`DataKeyPair::encrypted_keys_base64`] spell it.
+    pub async fn decrypt_data_key_base64(&self, encrypted_keys: &str) -> Result<DataKey, Error> {
+        let blob = vault_format::b64::decode(encrypted_keys)?;
+        self.decrypt_data_key(&blob).await
+    }
+
     /// Rewraps a ciphertext's data key under `new_context`. The IV, tag and
     /// ciphertext are untouched and the layout is kept; only the keys region
     /// changes.
     pub async fn rekey(&self, ciphertext: &str, new_context: &KeyContext) -> Result<String, Error> {
-        new_context.validate()?;
         let bytes = vault_format::b64::decode(ciphertext)?;
         let envelope = vault_format::Envelope::parse(&bytes)?;
         let keys = envelope.encrypted_keys()?;
@@ -267,6 +327,17 @@ impl Vault {
     /// Describes a ciphertext offline: no key service call, no key needed.
     pub fn inspect(ciphertext: &str) -> Result<Inspection, Error> {
         Inspection::of(ciphertext)
+    }
+}
+
+/// Parses an envelope, as `layout` when given, else detecting the layout.
+fn parse_envelope(
+    bytes: &[u8],
+    layout: Option<Layout>,
+) -> Result<vault_format::Envelope<'_>, vault_format::Error> {
+    match layout {
+        Some(layout) => vault_format::Envelope::parse_as(bytes, layout),
+        None => vault_format::Envelope::parse(bytes),
     }
 }
 

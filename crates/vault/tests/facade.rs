@@ -154,3 +154,49 @@ async fn inspect_reads_offline() {
     assert_eq!(info.keyring_version, Some(1));
     assert_eq!(info.data_key_id.as_deref().map(str::len), Some(36));
 }
+
+#[tokio::test]
+async fn decrypt_as_forces_the_layout_and_refuses_the_wrong_one() {
+    let vault = Vault::new(LocalKeyService::ephemeral()).with_layout(Layout::B);
+    let ciphertext = vault
+        .encrypt(b"forced", &context("org_1"), None)
+        .await
+        .unwrap();
+    let opened = vault
+        .decrypt_as(&ciphertext, Layout::B, None)
+        .await
+        .unwrap();
+    assert_eq!(opened, b"forced");
+    let wrong = vault.decrypt_as(&ciphertext, Layout::A12, None).await;
+    assert!(
+        matches!(
+            wrong,
+            Err(Error::Format(_) | Error::Decrypt | Error::KeyService(_))
+        ),
+        "{wrong:?}"
+    );
+}
+
+#[tokio::test]
+async fn decrypt_with_a_held_data_key_needs_no_key_service() {
+    let vault = Vault::new(LocalKeyService::ephemeral());
+    let ciphertext = vault
+        .encrypt(b"offline", &context("org_1"), Some(b"row"))
+        .await
+        .unwrap();
+    let keys = Vault::inspect(&ciphertext).unwrap().encrypted_keys;
+    let key = vault.decrypt_data_key_base64(&keys).await.unwrap();
+    drop(vault);
+    for layout in [None, Some(Layout::A12)] {
+        let opened = Vault::decrypt_with_data_key(&ciphertext, &key, layout, Some(b"row")).unwrap();
+        assert_eq!(opened, b"offline");
+    }
+    assert!(matches!(
+        Vault::decrypt_with_data_key(&ciphertext, &key, None, Some(b"other")),
+        Err(Error::Decrypt)
+    ));
+    assert!(matches!(
+        Vault::decrypt_with_data_key(&ciphertext, &key, Some(Layout::B), Some(b"row")),
+        Err(Error::Format(_) | Error::Decrypt)
+    ));
+}
