@@ -65,7 +65,7 @@ impl<'a> Envelope<'a> {
             });
         }
         let iv_len = layout.iv_len();
-        if layout.keys_first() {
+        let (iv, tag, keys, ciphertext) = if layout.keys_first() {
             let (keys_len, prefix) = read_length(bytes, 0, layout)?;
             let trailer = iv_len + TAG_LEN;
             let min = prefix + trailer;
@@ -80,28 +80,22 @@ impl<'a> Envelope<'a> {
             let rest = &bytes[prefix + keys.len()..];
             let (iv, rest) = rest.split_at(iv_len);
             let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-            Ok(Envelope {
-                layout,
-                iv,
-                tag,
-                keys,
-                ciphertext,
-            })
+            (iv, tag, keys, ciphertext)
         } else {
             let (iv, rest) = bytes.split_at(iv_len);
             let (tag, _) = rest.split_at(TAG_LEN);
             let head = iv_len + TAG_LEN;
             let (keys_len, prefix) = read_length(bytes, head, layout)?;
             let keys = take_keys(bytes, head + prefix, keys_len, 0, layout)?;
-            let ciphertext = &bytes[head + prefix + keys.len()..];
-            Ok(Envelope {
-                layout,
-                iv,
-                tag,
-                keys,
-                ciphertext,
-            })
-        }
+            (iv, tag, keys, &bytes[head + prefix + keys.len()..])
+        };
+        Ok(Envelope {
+            layout,
+            iv,
+            tag,
+            keys,
+            ciphertext,
+        })
     }
 
     /// Decodes base64 text (see [`b64`] for what is accepted) into `buf`

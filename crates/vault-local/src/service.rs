@@ -276,13 +276,33 @@ impl LocalKeyService {
         }
     }
 
-    /// A fresh random UUID v4, as text.
-    fn new_id(&self) -> Result<String, Error> {
-        let mut bytes = [0u8; 16];
+    /// A fresh data key with a random UUID v4 id.
+    fn new_data_key(&self) -> Result<DataKey, Error> {
+        let mut id = [0u8; 16];
+        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
         self.rng
-            .fill(&mut bytes)
+            .fill(&mut id)
+            .and_then(|()| self.rng.fill(&mut *bytes))
             .map_err(|_| Error::random_failed())?;
-        Ok(vault_format::id::uuid_v4(bytes))
+        Ok(DataKey::new(vault_format::id::uuid_v4(id), *bytes))
+    }
+
+    /// Wraps `data_key` under `context` with the newest master key (after
+    /// taking in any rotation by another process).
+    fn wrap_pair(
+        &self,
+        data_key: DataKey,
+        context: &KeyContext,
+        action: &str,
+    ) -> Result<DataKeyPair, Error> {
+        self.refresh()?;
+        let encrypted_keys = self.wrap(&data_key, context)?;
+        tracing::debug!(
+            data_key_id = data_key.id(),
+            context_names = ?context.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            "local key service {action} a data key"
+        );
+        Ok(DataKeyPair::new(context.clone(), data_key, encrypted_keys))
     }
 }
 
@@ -298,19 +318,7 @@ impl fmt::Debug for LocalKeyService {
 impl KeyService for LocalKeyService {
     async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
         context.validate()?;
-        self.refresh()?;
-        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        self.rng
-            .fill(&mut *bytes)
-            .map_err(|_| Error::random_failed())?;
-        let data_key = DataKey::new(self.new_id()?, *bytes);
-        let encrypted_keys = self.wrap(&data_key, context)?;
-        tracing::debug!(
-            data_key_id = data_key.id(),
-            context_names = ?context.iter().map(|(name, _)| name).collect::<Vec<_>>(),
-            "local key service created a data key"
-        );
-        Ok(DataKeyPair::new(context.clone(), data_key, encrypted_keys))
+        self.wrap_pair(self.new_data_key()?, context, "created")
     }
 
     async fn decrypt_data_key(&self, encrypted_keys: &[u8]) -> Result<DataKey, Error> {
@@ -329,14 +337,7 @@ impl KeyService for LocalKeyService {
     ) -> Result<DataKeyPair, Error> {
         context.validate()?;
         let data_key = self.unwrap(encrypted_keys)?;
-        self.refresh()?;
-        let encrypted_keys = self.wrap(&data_key, context)?;
-        tracing::debug!(
-            data_key_id = data_key.id(),
-            context_names = ?context.iter().map(|(name, _)| name).collect::<Vec<_>>(),
-            "local key service rewrapped a data key"
-        );
-        Ok(DataKeyPair::new(context.clone(), data_key, encrypted_keys))
+        self.wrap_pair(data_key, context, "rewrapped")
     }
 }
 
@@ -527,15 +528,18 @@ mod tests {
     #[test]
     fn ids_are_uuid_v4() {
         let service = LocalKeyService::ephemeral();
-        let id = service.new_id().unwrap();
+        let key = service.new_data_key().unwrap();
+        let id = key.id();
         assert_eq!(id.len(), ID_LEN);
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
         assert!(matches!(
-            KeyBlob::parse(&header(&id, 1)),
+            KeyBlob::parse(&header(id, 1)),
             KeyBlob::Local { .. }
         ));
-        assert_ne!(id, service.new_id().unwrap());
+        let other = service.new_data_key().unwrap();
+        assert_ne!(id, other.id());
+        assert_ne!(key, other);
     }
 
     #[test]

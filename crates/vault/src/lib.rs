@@ -255,10 +255,8 @@ impl Vault {
         layout: Option<Layout>,
         aad: Option<&[u8]>,
     ) -> Result<Vec<u8>, Error> {
-        let mut buf = Vec::new();
-        vault_format::b64::decode_into(ciphertext, &mut buf)?;
-        let layout = parse_envelope(&buf, layout)?.layout();
-        vault_crypto::open_in_place(data_key, &mut buf, Some(layout), aad.unwrap_or_default())?;
+        let mut buf = vault_format::b64::decode(ciphertext)?;
+        vault_crypto::open_in_place(data_key, &mut buf, layout, aad.unwrap_or_default())?;
         Ok(buf)
     }
 

@@ -367,32 +367,20 @@ mod tests {
     #[test]
     fn parse_checks_keys() {
         let path = Path::new("/k.json");
+        let error_of = |text: &str| match parse(text.as_bytes(), path) {
+            Ok(_) => panic!("{text} parsed"),
+            Err(error) => error.to_string(),
+        };
         let short = r#"{"format":"vault-rs-keyring","version":1,"keys":[{"version":1,"created_at":0,"key":"AAAA"}]}"#;
-        assert!(parse(short.as_bytes(), path)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("key version 1 is not 32 bytes"));
+        assert!(error_of(short).contains("key version 1 is not 32 bytes"));
         let key = vault_format::b64::encode(&[1; 32]);
         let twice = format!(
             r#"{{"format":"vault-rs-keyring","version":1,"keys":[{{"version":1,"created_at":0,"key":"{key}"}},{{"version":1,"created_at":0,"key":"{key}"}}]}}"#
         );
-        assert!(parse(twice.as_bytes(), path)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("appears twice"));
+        assert!(error_of(&twice).contains("appears twice"));
         let future = r#"{"format":"vault-rs-keyring","version":2,"keys":[]}"#;
-        assert!(parse(future.as_bytes(), path)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("format version 2"));
+        assert!(error_of(future).contains("format version 2"));
         let empty = r#"{"format":"vault-rs-keyring","version":1,"keys":[]}"#;
-        assert!(parse(empty.as_bytes(), path)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("no keys"));
+        assert!(error_of(empty).contains("no keys"));
     }
 }
