@@ -89,13 +89,8 @@ impl<'a> Envelope<'a> {
             let keys = take_keys(bytes, head + prefix, keys_len, 0, layout)?;
             (iv, tag, keys, &bytes[head + prefix + keys.len()..])
         };
-        Ok(Envelope {
-            layout,
-            iv,
-            tag,
-            keys,
-            ciphertext,
-        })
+        // The slicing above gave every part its length; `new` cannot fail.
+        Envelope::new(layout, iv, tag, keys, ciphertext)
     }
 
     /// Decodes base64 text (see [`b64`] for what is accepted) into `buf`
@@ -126,14 +121,7 @@ impl<'a> Envelope<'a> {
     ) -> Result<Self, Error> {
         check_part(layout, "iv", iv.len(), layout.iv_len())?;
         check_part(layout, "tag", tag.len(), TAG_LEN)?;
-        if u32::try_from(keys.len()).is_err() {
-            return Err(Error::InvalidPart {
-                layout,
-                part: "keys",
-                len: keys.len(),
-                expected: u32::MAX as usize,
-            });
-        }
+        Frame::new(layout, keys.len(), ciphertext.len())?;
         Ok(Envelope {
             layout,
             iv,

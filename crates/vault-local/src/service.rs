@@ -288,13 +288,15 @@ impl LocalKeyService {
     }
 
     /// Wraps `data_key` under `context` with the newest master key (after
-    /// taking in any rotation by another process).
+    /// taking in any rotation by another process). The one place this
+    /// service checks a context: only an empty one can be invalid.
     fn wrap_pair(
         &self,
         data_key: DataKey,
         context: &KeyContext,
         action: &str,
     ) -> Result<DataKeyPair, Error> {
+        context.validate()?;
         self.refresh()?;
         let encrypted_keys = self.wrap(&data_key, context)?;
         tracing::debug!(
@@ -317,7 +319,6 @@ impl fmt::Debug for LocalKeyService {
 #[async_trait]
 impl KeyService for LocalKeyService {
     async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
-        context.validate()?;
         self.wrap_pair(self.new_data_key()?, context, "created")
     }
 
@@ -335,7 +336,6 @@ impl KeyService for LocalKeyService {
         encrypted_keys: &[u8],
         context: &KeyContext,
     ) -> Result<DataKeyPair, Error> {
-        context.validate()?;
         let data_key = self.unwrap(encrypted_keys)?;
         self.wrap_pair(data_key, context, "rewrapped")
     }
