@@ -251,3 +251,17 @@ fn the_readme_pipeline_works() {
         .expect("the README echoes a quoted string");
     assert_eq!(text(output.stdout), format!("{echoed}\n"));
 }
+
+#[test]
+fn inspect_reads_the_api_references_decrypt_example() {
+    let env = Env::new();
+    let example = vault_testdata::api_reference();
+    let info = json(env.ok(&["inspect"], example.decrypt_ciphertext_b64.as_bytes()));
+    assert_eq!(info["layout"], "A32");
+    assert_eq!(info["iv_len"], 32);
+    assert_eq!(info["key_blob_kind"], "workos");
+    assert_eq!(
+        info["data_key_id"],
+        example.decrypt_ciphertext_expect.data_key_id.as_str()
+    );
+}

@@ -15,7 +15,7 @@
 use serde::Deserialize;
 
 const SDK_VECTORS: &str = include_str!("../../../tests/data/sdk-vectors.json");
-const API_REFERENCE: &str = include_str!("../../../tests/data/workos-api-reference.json");
+const API_REFERENCE: &str = include_str!("../../../tests/data/api-reference-examples.json");
 
 /// `sdk-vectors.json`: ciphertexts written by the official SDKs, and
 /// mutations of them that must be refused. See `tests/data/README.md`.
@@ -87,23 +87,29 @@ impl Negative {
     }
 }
 
-/// `workos-api-reference.json`: the examples in WorkOS's public API
-/// reference.
+/// `api-reference-examples.json`: the ciphertext-bearing examples in
+/// WorkOS's public API reference. Their data keys are not published.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiReference {
     /// Where the examples come from.
     pub description: String,
-    /// The `keys` of the decryptDataKey example, base64.
-    pub decrypt_data_key_keys: String,
-    /// The data key id inside that blob.
-    pub decrypt_data_key_keys_data_key_id: String,
-    /// The full ciphertext of the decrypt example, when the reference shows
-    /// all of it.
-    pub decrypt_ciphertext: Option<String>,
-    /// The start of the decrypt example's ciphertext.
-    pub decrypt_ciphertext_prefix: String,
-    /// The reference pages the examples were copied from.
-    pub source: String,
+    /// The `keys` argument of the decryptDataKey example, base64.
+    pub decrypt_data_key_keys_b64: String,
+    /// What that blob holds.
+    pub decrypt_data_key_expect: Expected,
+    /// The ciphertext of the decrypt example, base64.
+    pub decrypt_ciphertext_b64: String,
+    /// What that ciphertext holds.
+    pub decrypt_ciphertext_expect: Expected,
+}
+
+/// What an example is known to hold.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Expected {
+    /// The layout name, for ciphertexts.
+    pub layout: Option<String>,
+    /// The data key id in the key blob.
+    pub data_key_id: String,
 }
 
 /// The SDK vectors.
@@ -121,5 +127,5 @@ pub fn sdk_vectors() -> SdkVectors {
 ///
 /// If the compiled-in file does not parse: the data is broken.
 pub fn api_reference() -> ApiReference {
-    serde_json::from_str(API_REFERENCE).expect("tests/data/workos-api-reference.json parses")
+    serde_json::from_str(API_REFERENCE).expect("tests/data/api-reference-examples.json parses")
 }
