@@ -80,5 +80,5 @@ pub use cipher::MAX_PLAINTEXT_LEN;
 pub use error::Error;
 pub use key::{DataKey, DATA_KEY_LEN};
 pub use open::{open, open_base64, open_in_place, open_into};
-pub use seal::{seal, seal_into, seal_to_base64};
-pub use vault_format::{Envelope, Layout};
+pub use seal::{head_len, seal, seal_in_place, seal_into, seal_to_base64};
+pub use vault_format::{Envelope, Layout, TAG_LEN};

@@ -1,6 +1,6 @@
 //! Sealing: plaintext in, envelope out, encrypted in place in the output.
 
-use vault_format::{b64, Frame, Layout, TAG_LEN};
+use vault_format::{b64, Frame, Layout};
 use zeroize::Zeroize;
 
 use crate::cipher::{self, MAX_PLAINTEXT_LEN};
@@ -34,7 +34,7 @@ pub fn seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let frame = frame(layout, encrypted_keys, plaintext)?;
+    let frame = frame(layout, encrypted_keys, plaintext.len())?;
     let mut out = Vec::with_capacity(frame.len());
     seal_frame(&mut out, &frame, key, encrypted_keys, plaintext, aad, None)?;
     Ok(out)
@@ -50,7 +50,7 @@ pub fn seal_into(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<(), Error> {
-    let frame = frame(layout, encrypted_keys, plaintext)?;
+    let frame = frame(layout, encrypted_keys, plaintext.len())?;
     out.reserve(frame.len());
     seal_frame(out, &frame, key, encrypted_keys, plaintext, aad, None)
 }
@@ -66,7 +66,7 @@ pub fn seal_to_base64(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<String, Error> {
-    let frame = frame(layout, encrypted_keys, plaintext)?;
+    let frame = frame(layout, encrypted_keys, plaintext.len())?;
     let raw_len = frame.len();
     let text_len = b64::encoded_len(raw_len);
     let mut buf = Vec::with_capacity(text_len);
@@ -78,17 +78,18 @@ pub fn seal_to_base64(
     Ok(String::from_utf8(buf).expect("base64 text is ASCII"))
 }
 
-/// The framing of a sealed `plaintext` under `layout`.
-fn frame(layout: Layout, encrypted_keys: &[u8], plaintext: &[u8]) -> Result<Frame, Error> {
+/// The framing of a sealed plaintext of `plaintext_len` bytes under
+/// `layout`.
+fn frame(layout: Layout, encrypted_keys: &[u8], plaintext_len: usize) -> Result<Frame, Error> {
     let keys_len = keys_region_len(layout, encrypted_keys);
-    let plaintext_len = u64::try_from(plaintext.len()).unwrap_or(u64::MAX);
-    if plaintext_len > MAX_PLAINTEXT_LEN {
+    let len = u64::try_from(plaintext_len).unwrap_or(u64::MAX);
+    if len > MAX_PLAINTEXT_LEN {
         return Err(Error::PlaintextTooLong {
-            len: plaintext_len,
+            len,
             max: MAX_PLAINTEXT_LEN,
         });
     }
-    Frame::new(layout, keys_len, plaintext.len()).map_err(|_| Error::KeysTooLong {
+    Frame::new(layout, keys_len, plaintext_len).map_err(|_| Error::KeysTooLong {
         len: u64::try_from(keys_len).unwrap_or(u64::MAX),
         max: u32::MAX.into(),
     })
@@ -102,10 +103,99 @@ fn keys_region_len(layout: Layout, encrypted_keys: &[u8]) -> usize {
     }
 }
 
+/// Seals, in place, the plaintext at `buf[offset..]` into a `layout`
+/// envelope that carries `encrypted_keys`, and returns where the envelope
+/// starts: afterwards `buf[start..]` is the envelope and `buf[..start]` is
+/// untouched.
+///
+/// This is for large messages: memory stays at the plaintext's size plus
+/// the envelope's head. Read the plaintext into a buffer after at least
+/// [`head_len`] bytes of room (any value; they are not read), with
+/// [`TAG_LEN`](crate::TAG_LEN) bytes of spare capacity for layout B's trailing tag, and
+/// nothing is copied or reallocated. With less room the plaintext is moved
+/// once.
+///
+/// ```
+/// use vault_crypto::{head_len, open_in_place, seal_in_place, DataKey, Layout};
+///
+/// # fn main() -> Result<(), vault_crypto::Error> {
+/// let key = DataKey::new("0237abe8-fc0d-4456-831c-3a2d133e9f90", [7; 32]);
+/// let blob = b"WOS.EKM.v1\x000237abe8-fc0d-4456-831c-3a2d133e9f90";
+/// let room = head_len(Layout::A12, blob.len());
+/// let mut buf = vec![0u8; room];
+/// buf.extend_from_slice(b"a large plaintext");
+/// let start = seal_in_place(&key, Layout::A12, blob, &mut buf, room, b"")?;
+/// assert_eq!(start, 0);
+///
+/// open_in_place(&key, &mut buf, None, b"")?;
+/// assert_eq!(buf, b"a large plaintext");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// As [`seal`]. `buf` is then wiped and emptied: it held plaintext.
+///
+/// # Panics
+///
+/// If `offset > buf.len()`: a bug in the caller.
+pub fn seal_in_place(
+    key: &DataKey,
+    layout: Layout,
+    encrypted_keys: &[u8],
+    buf: &mut Vec<u8>,
+    offset: usize,
+    aad: &[u8],
+) -> Result<usize, Error> {
+    assert!(
+        offset <= buf.len(),
+        "the plaintext offset is past the buffer"
+    );
+    let plaintext_len = buf.len() - offset;
+    let frame = match frame(layout, encrypted_keys, plaintext_len) {
+        Ok(frame) => frame,
+        Err(error) => {
+            buf.zeroize();
+            buf.clear();
+            return Err(error);
+        }
+    };
+    let head = frame.ciphertext().start;
+    let start = match offset.checked_sub(head) {
+        Some(start) => start,
+        None => {
+            buf.resize(head + plaintext_len, 0);
+            buf.copy_within(offset..offset + plaintext_len, head);
+            0
+        }
+    };
+    buf.resize(start + frame.len(), 0);
+    match fill_and_seal(&mut buf[start..], &frame, key, encrypted_keys, aad, None) {
+        Ok(()) => Ok(start),
+        Err(error) => {
+            buf.zeroize();
+            buf.clear();
+            Err(error)
+        }
+    }
+}
+
+/// How many bytes a `layout` envelope with an `encrypted_keys` blob of
+/// `encrypted_keys_len` bytes puts before its ciphertext: the room
+/// [`seal_in_place`] wants before the plaintext. WorkOS's and the local
+/// key service's blobs are a few hundred bytes, so 4 KiB is ample.
+pub fn head_len(layout: Layout, encrypted_keys_len: usize) -> usize {
+    let keys_len = match layout {
+        Layout::APrime => b64::encoded_len(encrypted_keys_len),
+        _ => encrypted_keys_len,
+    };
+    Frame::new(layout, keys_len, 0).map_or(usize::MAX, |frame| frame.ciphertext().start)
+}
+
 /// Appends the sealed envelope described by `frame` to `out`, whose
-/// capacity the caller reserved. Every byte is written once: the parts are
-/// appended in wire order, the plaintext is copied into the ciphertext's
-/// place and encrypted there, and the tag is written into its slot.
+/// capacity the caller reserved: the plaintext is copied into the
+/// ciphertext's place and encrypted there.
 ///
 /// `iv` is `None` outside tests: a fresh random IV is drawn.
 pub(crate) fn seal_frame(
@@ -118,59 +208,47 @@ pub(crate) fn seal_frame(
     iv: Option<&[u8]>,
 ) -> Result<(), Error> {
     let start = out.len();
+    out.resize(start + frame.ciphertext().start, 0);
+    out.extend_from_slice(plaintext);
+    out.resize(start + frame.len(), 0);
+    let result = fill_and_seal(&mut out[start..], frame, key, encrypted_keys, aad, iv);
+    if result.is_err() {
+        // The buffer holds a copy of the plaintext: wipe it.
+        out[start..].zeroize();
+        out.truncate(start);
+    }
+    result
+}
+
+/// Writes the keys region and the IV of `envelope`, a buffer of
+/// [`Frame::len`] bytes with the plaintext already in its ciphertext range,
+/// then encrypts that range in place and writes the tag.
+fn fill_and_seal(
+    envelope: &mut [u8],
+    frame: &Frame,
+    key: &DataKey,
+    encrypted_keys: &[u8],
+    aad: &[u8],
+    iv: Option<&[u8]>,
+) -> Result<(), Error> {
     let layout = frame.layout();
-    // IV and tag slots are filled in place below.
-    let zeros = [0u8; 32];
-    let iv_slot = &zeros[..layout.iv_len()];
-    let tag_slot = &zeros[..TAG_LEN];
-    match layout {
-        Layout::B => {
-            append_keys(out, frame, encrypted_keys);
-            out.extend_from_slice(iv_slot);
-            out.extend_from_slice(plaintext);
-            out.extend_from_slice(tag_slot);
+    write_keys(envelope, frame, encrypted_keys);
+    match iv {
+        Some(iv) if iv.len() != layout.iv_len() => {
+            return Err(Error::Format(vault_format::Error::InvalidPart {
+                layout,
+                part: "iv",
+                len: iv.len(),
+                expected: layout.iv_len(),
+            }))
         }
-        Layout::A12 | Layout::A32 | Layout::APrime => {
-            out.extend_from_slice(iv_slot);
-            out.extend_from_slice(tag_slot);
-            append_keys(out, frame, encrypted_keys);
-            out.extend_from_slice(plaintext);
-        }
+        Some(iv) => envelope[frame.iv()].copy_from_slice(iv),
+        None => cipher::random_iv(&mut envelope[frame.iv()])?,
     }
-    let envelope = &mut out[start..];
-    debug_assert_eq!(envelope.len(), frame.len());
-    let result = match iv {
-        Some(iv) => {
-            if iv.len() == layout.iv_len() {
-                envelope[frame.iv()].copy_from_slice(iv);
-                Ok(())
-            } else {
-                Err(Error::Format(vault_format::Error::InvalidPart {
-                    layout,
-                    part: "iv",
-                    len: iv.len(),
-                    expected: layout.iv_len(),
-                }))
-            }
-        }
-        None => cipher::random_iv(&mut envelope[frame.iv()]),
-    }
-    .and_then(|()| {
-        let (iv, ciphertext) = split_iv_ciphertext(envelope, frame);
-        cipher::seal_in_place(key, layout, iv, aad, ciphertext)
-    });
-    match result {
-        Ok(tag) => {
-            envelope[frame.tag()].copy_from_slice(&tag);
-            Ok(())
-        }
-        Err(error) => {
-            // The buffer holds a copy of the plaintext: wipe it.
-            envelope.zeroize();
-            out.truncate(start);
-            Err(error)
-        }
-    }
+    let (iv, ciphertext) = split_iv_ciphertext(envelope, frame);
+    let tag = cipher::seal_in_place(key, layout, iv, aad, ciphertext)?;
+    envelope[frame.tag()].copy_from_slice(&tag);
+    Ok(())
 }
 
 /// Disjoint borrows of the IV and the ciphertext region of an envelope.
@@ -185,16 +263,14 @@ fn split_iv_ciphertext<'a>(envelope: &'a mut [u8], frame: &Frame) -> (&'a [u8], 
     }
 }
 
-/// Appends the keys region with its LEB128 length prefix.
-fn append_keys(out: &mut Vec<u8>, frame: &Frame, encrypted_keys: &[u8]) {
-    out.extend_from_slice(&frame.keys_prefix());
+/// Writes the keys region, after its LEB128 length prefix.
+fn write_keys(envelope: &mut [u8], frame: &Frame, encrypted_keys: &[u8]) {
+    let keys = frame.keys();
+    let prefix = frame.keys_prefix();
+    envelope[keys.start - prefix.len()..keys.start].copy_from_slice(&prefix);
     match frame.layout() {
-        Layout::APrime => {
-            let at = out.len();
-            out.resize(at + frame.keys().len(), 0);
-            b64::encode_to_slice(encrypted_keys, &mut out[at..]);
-        }
-        _ => out.extend_from_slice(encrypted_keys),
+        Layout::APrime => b64::encode_to_slice(encrypted_keys, &mut envelope[keys]),
+        _ => envelope[keys].copy_from_slice(encrypted_keys),
     }
 }
 
@@ -222,7 +298,7 @@ mod tests {
                 let key = DataKey::from_slice("w", &test.key).unwrap();
                 for &layout in layouts {
                     let keys = b"WOS.EKM.v1\0";
-                    let frame = frame(layout, keys, &test.pt).unwrap();
+                    let frame = frame(layout, keys, test.pt.len()).unwrap();
                     let mut out = b"prefix".to_vec();
                     seal_frame(
                         &mut out,
@@ -249,7 +325,7 @@ mod tests {
     #[test]
     fn failed_seal_leaves_buffer_as_it_was() {
         let key = DataKey::new("k", [1; 32]);
-        let frame = frame(Layout::A12, b"keys", b"secret").unwrap();
+        let frame = frame(Layout::A12, b"keys", 6).unwrap();
         let mut out = b"prefix".to_vec();
         let error = seal_frame(
             &mut out,

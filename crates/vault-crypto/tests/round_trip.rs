@@ -5,8 +5,8 @@ use aes_gcm::aes::Aes256;
 use aes_gcm::{AeadInPlace, AesGcm, KeyInit};
 use proptest::prelude::*;
 use vault_crypto::{
-    open, open_base64, open_in_place, open_into, seal, seal_into, seal_to_base64, DataKey,
-    Envelope, Error, Layout,
+    head_len, open, open_base64, open_in_place, open_into, seal, seal_in_place, seal_into,
+    seal_to_base64, DataKey, Envelope, Error, Layout, TAG_LEN,
 };
 use vault_format::Frame;
 
@@ -118,6 +118,41 @@ proptest! {
         open_in_place(&key, &mut buf, Some(layout), &aad).unwrap();
         prop_assert_eq!(&buf[..], &plaintext[..]);
         prop_assert_eq!(buf.as_ptr(), before);
+    }
+
+    #[test]
+    fn sealing_in_place_round_trips_with_any_room(
+        layout in layout(),
+        key_bytes in any::<[u8; 32]>(),
+        blob in workos_blob(),
+        plaintext in proptest::collection::vec(any::<u8>(), 0..4096),
+        aad in proptest::collection::vec(any::<u8>(), 0..64),
+        extra_room in 0..64usize,
+        short_by in 0..400usize,
+        ample in any::<bool>(),
+    ) {
+        let key = key(key_bytes);
+        let head = head_len(layout, blob.len());
+        let room = if ample { head + extra_room } else { head.saturating_sub(short_by) };
+        let mut buf = Vec::with_capacity(room + plaintext.len() + TAG_LEN);
+        buf.resize(room, 0x5a);
+        buf.extend_from_slice(&plaintext);
+        let before = buf.as_ptr();
+        let start = seal_in_place(&key, layout, &blob, &mut buf, room, &aad).unwrap();
+        if ample {
+            // Room enough: no copy, no reallocation, the room before kept.
+            prop_assert_eq!(start, extra_room);
+            prop_assert_eq!(buf.as_ptr(), before);
+            prop_assert!(buf[..start].iter().all(|&b| b == 0x5a));
+        } else {
+            prop_assert_eq!(start, 0);
+        }
+        let mut envelope = buf[start..].to_vec();
+        let parsed = Envelope::parse(&envelope).unwrap();
+        prop_assert_eq!(parsed.layout(), layout);
+        prop_assert_eq!(parsed.encrypted_keys().unwrap(), &blob[..]);
+        open_in_place(&key, &mut envelope, None, &aad).unwrap();
+        prop_assert_eq!(envelope, plaintext);
     }
 
     #[test]
