@@ -104,25 +104,191 @@ fn decode_compact(compact: &[u8], out: &mut Vec<u8>) -> Result<(), Option<Decode
 /// Turns the engine's error into one that names the offending character in
 /// the text the user gave us (offsets count whitespace).
 fn diagnose(original: &str, error: DecodeError) -> Error {
-    let stray = original.char_indices().find(|&(_, c)| {
-        !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=' || c.is_ascii_whitespace())
+    diagnose_bytes(original.as_bytes(), 0, malformed_reason(&error))
+}
+
+/// [`diagnose`] for `text` that starts `base` bytes into the whole text.
+/// A character cut off at the end of `text` is reported as U+FFFD.
+fn diagnose_bytes(text: &[u8], base: usize, reason: &'static str) -> Error {
+    let stray = text.iter().position(|&b| {
+        !(b.is_ascii_alphanumeric()
+            || b == b'+'
+            || b == b'/'
+            || b == b'='
+            || b.is_ascii_whitespace())
     });
     match stray {
-        Some((offset, '-' | '_')) => Error::UrlSafeBase64 { offset },
-        Some((offset, character)) => Error::InvalidBase64Character { character, offset },
-        None => Error::MalformedBase64 {
-            reason: match error {
-                DecodeError::InvalidLength(_) => {
-                    "its length leaves one dangling character (a character was lost or added)"
-                }
-                DecodeError::InvalidLastSymbol(..) => {
-                    "the last character has unused bits set, so it was not written by a base64 encoder"
-                }
-                DecodeError::InvalidPadding | DecodeError::InvalidByte(..) => {
-                    "padding '=' appears before the end or in the wrong amount"
-                }
-            },
-        },
+        Some(at) => {
+            let offset = base + at;
+            let character = text[at..]
+                .utf8_chunks()
+                .next()
+                .and_then(|chunk| chunk.valid().chars().next())
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            match character {
+                '-' | '_' => Error::UrlSafeBase64 { offset },
+                character => Error::InvalidBase64Character { character, offset },
+            }
+        }
+        None => Error::MalformedBase64 { reason },
+    }
+}
+
+fn malformed_reason(error: &DecodeError) -> &'static str {
+    match error {
+        DecodeError::InvalidLength(_) => {
+            "its length leaves one dangling character (a character was lost or added)"
+        }
+        DecodeError::InvalidLastSymbol(..) => {
+            "the last character has unused bits set, so it was not written by a base64 encoder"
+        }
+        DecodeError::InvalidPadding | DecodeError::InvalidByte(..) => MISPLACED_PADDING,
+    }
+}
+
+const MISPLACED_PADDING: &str = "padding '=' appears before the end or in the wrong amount";
+
+/// Decodes base64 text that arrives in pieces (a large file read in
+/// chunks), appending to a buffer, by the same rules as [`decode`]: so the
+/// text never has to be in memory whole. Pieces may split the text
+/// anywhere, even inside a quad or a UTF-8 character.
+///
+/// ```
+/// use vault_format::b64::Decoder;
+/// let mut out = Vec::new();
+/// let mut decoder = Decoder::new();
+/// for piece in ["aGVs", "bG8", "gd2\n9y", "bGQ="] {
+///     decoder.push(piece.as_bytes(), &mut out)?;
+/// }
+/// decoder.finish(&mut out)?;
+/// assert_eq!(out, b"hello world");
+/// # Ok::<(), vault_format::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// Characters of a quad not yet complete (whitespace dropped).
+    carry: [u8; 4],
+    carry_len: usize,
+    /// Bytes of text seen so far, whitespace included: error offsets.
+    consumed: usize,
+    /// A quad with padding was decoded: nothing but whitespace may follow.
+    padded: bool,
+    /// Whether any non-whitespace character was seen.
+    seen: bool,
+    /// The whitespace-free copy of a piece that had whitespace.
+    scratch: Vec<u8>,
+}
+
+impl Decoder {
+    /// A decoder at the start of the text.
+    pub fn new() -> Self {
+        Decoder::default()
+    }
+
+    /// Decodes the next piece of text, appending whole quads to `out`. On
+    /// error, `out` may hold part of the piece's bytes: the caller drops
+    /// the whole result.
+    pub fn push(&mut self, mut text: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let mut base = self.consumed;
+        self.consumed += text.len();
+        // The common case, a piece without whitespace after whole quads,
+        // decodes straight from the caller's bytes.
+        if self.carry_len == 0 && !self.padded && text.len() >= 4 {
+            let whole = text.len() / 4 * 4;
+            let start = out.len();
+            if ENGINE.decode_vec(&text[..whole], out).is_ok() {
+                self.seen = true;
+                self.padded = text[whole - 1] == b'=';
+                text = &text[whole..];
+                base += whole;
+            } else {
+                out.truncate(start);
+            }
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(text.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        let result = self.take(&scratch, out).map_err(|error| match error {
+            // Found in the compacted copy, whose offsets mean nothing to
+            // the user; carried characters are checked when carried, so
+            // the character is in this piece.
+            Error::InvalidBase64Character { .. } | Error::UrlSafeBase64 { .. } => {
+                diagnose_bytes(text, base, MISPLACED_PADDING)
+            }
+            other => other,
+        });
+        self.scratch = scratch;
+        result
+    }
+
+    /// Ends the text: decodes the last, possibly unpadded, quad.
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<(), Error> {
+        if !self.seen && self.carry_len == 0 {
+            return Err(Error::Empty);
+        }
+        if self.carry_len > 0 {
+            ENGINE
+                .decode_vec(&self.carry[..self.carry_len], out)
+                .map_err(|error| Error::MalformedBase64 {
+                    reason: malformed_reason(&error),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Decodes `text`, free of whitespace, after the carried characters;
+    /// carries what does not fill a quad. Offsets in its errors are
+    /// meaningless: [`Decoder::push`] finds the character in the piece.
+    fn take(&mut self, mut text: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        if self.padded {
+            return Err(diagnose_bytes(text, 0, MISPLACED_PADDING));
+        }
+        self.seen = true;
+        if self.carry_len > 0 {
+            let n = (4 - self.carry_len).min(text.len());
+            self.carry[self.carry_len..self.carry_len + n].copy_from_slice(&text[..n]);
+            self.carry_len += n;
+            text = &text[n..];
+            if self.carry_len < 4 {
+                return check_carried(&self.carry[..self.carry_len]);
+            }
+            let quad = self.carry;
+            self.carry_len = 0;
+            self.decode_whole(&quad, out)?;
+            if self.padded && !text.is_empty() {
+                return Err(diagnose_bytes(text, 0, MISPLACED_PADDING));
+            }
+        }
+        let whole = text.len() / 4 * 4;
+        self.decode_whole(&text[..whole], out)?;
+        let rest = &text[whole..];
+        check_carried(rest)?;
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carry_len = rest.len();
+        Ok(())
+    }
+
+    fn decode_whole(&mut self, quads: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if quads.is_empty() {
+            return Ok(());
+        }
+        ENGINE
+            .decode_vec(quads, out)
+            .map_err(|error| diagnose_bytes(quads, 0, malformed_reason(&error)))?;
+        self.padded = quads[quads.len() - 1] == b'=';
+        Ok(())
+    }
+}
+
+/// Characters carried to the next piece must be base64 already, so a stray
+/// one is reported with the piece it came in.
+fn check_carried(carried: &[u8]) -> Result<(), Error> {
+    match diagnose_bytes(carried, 0, MISPLACED_PADDING) {
+        Error::MalformedBase64 { .. } => Ok(()),
+        stray => Err(stray),
     }
 }
 
