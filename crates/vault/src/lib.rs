@@ -79,7 +79,7 @@ pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
 pub use error::Error;
 pub use inspect::Inspection;
 #[cfg(feature = "http")]
-pub use vault_api::HttpKeyService;
+pub use vault_api::{transport, HttpKeyService};
 pub use vault_api::{
     CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, ErrorKind, KeyContext,
     KeyService, ReusePolicy,
