@@ -2,8 +2,12 @@
 //! trips, retries, timeouts, authentication and context rules.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
+use vault_api::transport::{http, Bytes, HyperTransport, Transport, TransportError};
 use vault_api::{ErrorKind, HttpKeyService, KeyContext, KeyService};
 use vault_format::KeyBlob;
 use vault_server::FaultRates;
@@ -270,6 +274,57 @@ async fn a_stopped_server_is_a_connect_error() {
     let server = start_server().await;
     let client = client_for(&server).max_retries(1).build().unwrap();
     client.create_data_key(&context("org_1")).await.unwrap();
+    server.shutdown().await.unwrap();
+    let error = client.create_data_key(&context("org_1")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error}");
+    assert!(std::error::Error::source(&error).is_some());
+}
+
+/// A transport of one's own around the default one: counts what it sends.
+#[derive(Debug)]
+struct Counting {
+    inner: HyperTransport,
+    sent: AtomicUsize,
+}
+
+#[async_trait]
+impl Transport for Counting {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, TransportError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.inner.send(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_wrapping_transport_sees_every_attempt() {
+    let server = start_server().await;
+    let faults = server.faults();
+    let transport = Arc::new(Counting {
+        inner: HyperTransport::new().unwrap(),
+        sent: AtomicUsize::new(0),
+    });
+    let client = client_for(&server)
+        .transport(transport.clone())
+        .build()
+        .unwrap();
+    faults.fail_next(2, 503, None);
+    let pair = client.create_data_key(&context("org_1")).await.unwrap();
+    assert_eq!(transport.sent.load(Ordering::Relaxed), 3);
+    assert_eq!(faults.requests(DATA_KEY), 3);
+
+    faults.drop_next(1);
+    let data_key = client.decrypt_data_key(&pair.encrypted_keys).await.unwrap();
+    assert_eq!(data_key, pair.data_key);
+    assert_eq!(transport.sent.load(Ordering::Relaxed), 5);
+    assert_eq!(faults.requests(DECRYPT), 2);
+    let keys = faults.idempotency_keys();
+    assert_eq!(keys.len(), 5);
+    assert_eq!(keys[3], keys[4]);
+    assert_ne!(keys[0], keys[3]);
+
     server.shutdown().await.unwrap();
     let error = client.create_data_key(&context("org_1")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Connect, "{error}");

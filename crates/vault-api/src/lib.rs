@@ -8,7 +8,10 @@
 //! - [`KeyContext`]: the validated name/value map that selects keys.
 //! - [`KeyService`]: create, decrypt and rekey data keys.
 //! - [`wire`]: the JSON bodies of WorkOS's key endpoints.
-//! - [`HttpKeyService`]: WorkOS Vault's key API over HTTPS.
+//! - [`HttpKeyService`]: WorkOS Vault's key API over HTTPS, through a
+//!   pluggable [`transport::Transport`] (hyper + rustls by default; bring
+//!   your own HTTP stack, or scripted answers in tests). Behind the default
+//!   `http` feature.
 //! - [`CachingKeyService`]: an opt-in cache in front of any key service.
 //!
 //! The embedded key service over a local keyring is in the `vault-local`
@@ -28,6 +31,6 @@ pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MES
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use error::{is_retryable_status, Error, ErrorKind};
 #[cfg(feature = "http")]
-pub use http::{HttpKeyService, HttpKeyServiceBuilder};
+pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder};
 pub use service::{DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

@@ -82,7 +82,7 @@ pub use vault_api::wire;
 /// The error of a [`KeyService`]; inside [`Error::KeyService`].
 pub use vault_api::Error as KeyServiceError;
 #[cfg(feature = "http")]
-pub use vault_api::HttpKeyService;
+pub use vault_api::{transport, HttpKeyService};
 pub use vault_api::{
     CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, ErrorKind, KeyContext,
     KeyService, ReusePolicy,

@@ -1,0 +1,352 @@
+//! [`HttpKeyServiceBuilder`]: the settings of an [`HttpKeyService`] and
+//! their checks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::HeaderValue;
+use hyper::Uri;
+use ring::rand::SystemRandom;
+use zeroize::Zeroizing;
+
+use super::transport::{HyperTransport, Transport};
+use super::{config_error, HttpKeyService, Inner};
+use crate::wire::{self, SecretString};
+use crate::Error;
+
+/// WorkOS's API.
+const DEFAULT_BASE_URL: &str = "https://api.workos.com";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
+const DEFAULT_MAX_RETRIES: u32 = 3;
+const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(500);
+const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
+
+/// Configures an [`HttpKeyService`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`api_key`](Self::api_key) | required |
+/// | [`base_url`](Self::base_url) | `https://api.workos.com` |
+/// | [`timeout`](Self::timeout) (per attempt) | 30 s |
+/// | [`deadline`](Self::deadline) (whole call, retries included) | 2 min |
+/// | [`max_retries`](Self::max_retries) | 3 |
+/// | [`backoff`](Self::backoff) | 500 ms x 1.5^n, capped at 8 s, with jitter |
+/// | [`user_agent`](Self::user_agent) | `vault-rs/<version>` |
+/// | [`transport`](Self::transport) | a [`HyperTransport`] |
+/// | [`tls_config`](Self::tls_config) (of that default transport) | rustls, *ring*, Mozilla roots, TLS 1.2 and 1.3 |
+#[must_use]
+pub struct HttpKeyServiceBuilder {
+    api_key: Option<SecretString>,
+    base_url: String,
+    timeout: Duration,
+    deadline: Duration,
+    max_retries: u32,
+    backoff_base: Duration,
+    backoff_cap: Duration,
+    user_agent: String,
+    tls_config: Option<rustls::ClientConfig>,
+    transport: Option<Arc<dyn Transport>>,
+}
+
+impl Default for HttpKeyServiceBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpKeyServiceBuilder {
+    /// A builder with the defaults in the table above.
+    pub fn new() -> Self {
+        HttpKeyServiceBuilder {
+            api_key: None,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            deadline: DEFAULT_DEADLINE,
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_cap: DEFAULT_BACKOFF_CAP,
+            user_agent: concat!("vault-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+            tls_config: None,
+            transport: None,
+        }
+    }
+
+    /// The API key (`sk_...`), sent as `Authorization: Bearer`. Required.
+    /// It is kept in a zeroizing buffer and never printed.
+    pub fn api_key(mut self, api_key: impl Into<String>) -> Self {
+        self.api_key = Some(SecretString::from(Zeroizing::new(api_key.into())));
+        self
+    }
+
+    /// Where the key API lives: `https://...`, or `http://...` for a local
+    /// server. A path prefix is kept; a trailing slash is ignored.
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// The timeout of one attempt, connecting and reading the whole
+    /// response included. A timed-out attempt is retried. It wraps every
+    /// call of the transport, yours included.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The deadline of a whole call, retries and waits included. No retry
+    /// starts that could not finish its wait before it.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// How many times a failed call is retried; 0 turns retries off.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// The backoff between retries: retry `n` (from 0) waits between half
+    /// and all of `base x 1.5^n`, at most `cap`. A `Retry-After` header
+    /// replaces it.
+    pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_cap = cap;
+        self
+    }
+
+    /// The `User-Agent` header.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Brings your own rustls configuration for the default transport:
+    /// private roots, client certificates, another crypto provider. Its
+    /// ALPN protocols are replaced with `h2` and `http/1.1`. It cannot be
+    /// combined with [`transport`](Self::transport): configure TLS in that
+    /// transport instead (for instance with
+    /// [`HyperTransport::with_tls_config`]).
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
+        self.tls_config = Some(config);
+        self
+    }
+
+    /// Sends requests through `transport` instead of a [`HyperTransport`].
+    /// Retries, timeouts, the deadline and the headers stay this service's
+    /// work; see [`Transport`] for an example. It cannot be combined with
+    /// [`tls_config`](Self::tls_config).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Checks the settings and builds the service. Fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) on a missing or
+    /// malformed API key, a base URL that is not `http` or `https`, a zero
+    /// timeout or deadline, a malformed user agent, or both a transport
+    /// and a TLS configuration.
+    pub fn build(self) -> Result<HttpKeyService, Error> {
+        let api_key = check_api_key(self.api_key)?;
+        let base_url = check_base_url(&self.base_url)?;
+        if self.timeout.is_zero() {
+            return Err(config_error("the per-attempt timeout must be above zero"));
+        }
+        if self.deadline.is_zero() {
+            return Err(config_error("the deadline must be above zero"));
+        }
+        let user_agent = HeaderValue::try_from(self.user_agent)
+            .map_err(|_| config_error("the user agent is not a valid HTTP header value"))?;
+        let transport: Arc<dyn Transport> = match (self.transport, self.tls_config) {
+            (Some(_), Some(_)) => {
+                return Err(config_error(
+                    "a TLS configuration applies to the default transport only; \
+                     configure TLS in the transport you bring",
+                ))
+            }
+            (Some(transport), None) => transport,
+            (None, tls) => Arc::new(HyperTransport::build(tls, self.timeout)?),
+        };
+        Ok(HttpKeyService {
+            inner: Arc::new(Inner {
+                transport,
+                base_url,
+                api_key,
+                user_agent,
+                timeout: self.timeout,
+                deadline: self.deadline,
+                max_retries: self.max_retries,
+                backoff_base: self.backoff_base,
+                backoff_cap: self.backoff_cap,
+                rng: SystemRandom::new(),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for HttpKeyServiceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let api_key = if self.api_key.is_some() {
+            "[redacted]"
+        } else {
+            "None"
+        };
+        f.debug_struct("HttpKeyServiceBuilder")
+            .field("api_key", &format_args!("{api_key}"))
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &(self.backoff_base, self.backoff_cap))
+            .field("user_agent", &self.user_agent)
+            .field("custom_tls_config", &self.tls_config.is_some())
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+fn check_api_key(api_key: Option<SecretString>) -> Result<SecretString, Error> {
+    let api_key = match api_key {
+        Some(key) if !key.expose_secret().trim().is_empty() => key,
+        _ => {
+            return Err(config_error(
+                "an API key is required; set it with HttpKeyService::builder().api_key(..)",
+            ))
+        }
+    };
+    if authorization(&api_key).is_err() {
+        return Err(config_error(
+            "the API key holds characters that cannot be sent in an HTTP header",
+        ));
+    }
+    Ok(api_key)
+}
+
+fn check_base_url(text: &str) -> Result<String, Error> {
+    let base = text.trim().trim_end_matches('/');
+    let uri: Uri = base
+        .parse()
+        .map_err(|_| config_error("the base URL is not a valid URL"))?;
+    match uri.scheme_str() {
+        Some(scheme)
+            if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") => {}
+        _ => {
+            return Err(config_error(
+                "the base URL must start with https:// (or http:// for a local server)",
+            ))
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(config_error("the base URL has no host"));
+    }
+    if uri.query().is_some() || base.contains('#') {
+        return Err(config_error(
+            "the base URL must not have a query or a fragment",
+        ));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(config_error(
+            "the base URL must not hold credentials; use api_key",
+        ));
+    }
+    for path in [wire::DATA_KEY_PATH, wire::DECRYPT_PATH, wire::REKEY_PATH] {
+        format!("{base}{path}")
+            .parse::<Uri>()
+            .map_err(|_| config_error("the base URL is not a valid URL"))?;
+    }
+    Ok(base.to_owned())
+}
+
+/// The `Authorization` header, marked sensitive so `Debug` hides it.
+pub(super) fn authorization(api_key: &SecretString) -> Result<HeaderValue, Error> {
+    let text = Zeroizing::new(format!("Bearer {}", api_key.expose_secret().trim()));
+    let mut value = HeaderValue::from_str(&text)
+        .map_err(|_| config_error("the API key is not a valid HTTP header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn config_errors() {
+        let kind = |b: HttpKeyServiceBuilder| b.build().unwrap_err().kind();
+        assert_eq!(kind(HttpKeyService::builder()), ErrorKind::Config);
+        assert_eq!(
+            kind(HttpKeyService::builder().api_key(" ")),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            kind(HttpKeyService::builder().api_key("sk\nx")),
+            ErrorKind::Config
+        );
+        for url in [
+            "ftp://example.com",
+            "example.com",
+            "",
+            "https://",
+            "https://example.com?x=1",
+            "https://user:pw@example.com",
+            "http://exa mple.com",
+        ] {
+            let error = HttpKeyService::builder()
+                .api_key("sk_test")
+                .base_url(url)
+                .build()
+                .unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Config, "{url}");
+            assert!(!error.to_string().contains("sk_test"));
+        }
+        assert_eq!(
+            kind(
+                HttpKeyService::builder()
+                    .api_key("k")
+                    .timeout(Duration::ZERO)
+            ),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            kind(HttpKeyService::builder().api_key("k").user_agent("a\u{1}b")),
+            ErrorKind::Config
+        );
+        let ok = HttpKeyService::builder()
+            .api_key("k")
+            .base_url("HTTPS://api.example.com/prefix/")
+            .build()
+            .unwrap();
+        assert_eq!(ok.base_url(), "HTTPS://api.example.com/prefix");
+    }
+
+    #[test]
+    fn a_transport_and_a_tls_config_do_not_mix() {
+        let tls = default_tls();
+        let transport = Arc::new(HyperTransport::with_tls_config(default_tls()));
+        let error = HttpKeyService::builder()
+            .api_key("k")
+            .tls_config(tls)
+            .transport(transport.clone())
+            .build()
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+        assert!(error.to_string().contains("TLS"), "{error}");
+        HttpKeyService::builder()
+            .api_key("k")
+            .transport(transport)
+            .build()
+            .unwrap();
+        HttpKeyService::builder()
+            .api_key("k")
+            .tls_config(default_tls())
+            .build()
+            .unwrap();
+    }
+
+    fn default_tls() -> rustls::ClientConfig {
+        super::super::hyper_client::default_tls_config().unwrap()
+    }
+}
