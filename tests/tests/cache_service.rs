@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use vault_api::{
     CacheConfig, CachingKeyService, DataKey, DataKeyPair, Error, ErrorKind, KeyContext, KeyService,
     ReusePolicy, MAX_MESSAGES_PER_KEY,
@@ -112,8 +113,11 @@ async fn until(mut condition: impl FnMut() -> bool) {
     .expect("condition never held");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_decrypts_of_one_blob_make_one_upstream_call() {
+type Cache = Arc<CachingKeyService<Counting>>;
+
+/// A gated cache that does not prime, with a key made behind its back (so
+/// decrypting it calls upstream) and that key's blob.
+async fn gated_with_key() -> (Cache, DataKeyPair, Arc<[u8]>) {
     let cache = Arc::new(CachingKeyService::new(Counting::gated(), no_prime()));
     let pair = cache
         .inner()
@@ -121,20 +125,47 @@ async fn concurrent_decrypts_of_one_blob_make_one_upstream_call() {
         .create_data_key(&context("o"))
         .await
         .unwrap();
-    let blob: Arc<[u8]> = pair.encrypted_keys.clone().into();
+    let blob = pair.encrypted_keys.clone().into();
+    (cache, pair, blob)
+}
 
-    let tasks: Vec<_> = (0..32)
+/// Whether `led` decrypts are calling upstream and `joined` wait for them.
+fn decrypting(cache: &Cache, led: u64, joined: u64) -> bool {
+    let stats = cache.stats();
+    stats.decrypt_misses == led && stats.decrypt_coalesced == joined
+}
+
+/// `count` concurrent decrypts of `blob`.
+fn spawn_decrypts(
+    cache: &Cache,
+    blob: &Arc<[u8]>,
+    count: usize,
+) -> Vec<JoinHandle<Result<DataKey, Error>>> {
+    (0..count)
         .map(|_| {
             let (cache, blob) = (cache.clone(), blob.clone());
             tokio::spawn(async move { cache.decrypt_data_key(&blob).await })
         })
-        .collect();
+        .collect()
+}
+
+/// `count` concurrent `data_key_for_message` calls for context `o`.
+fn spawn_reuses(cache: &Cache, count: usize) -> Vec<JoinHandle<Result<DataKeyPair, Error>>> {
+    (0..count)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.data_key_for_message(&context("o"), 10).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_decrypts_of_one_blob_make_one_upstream_call() {
+    let (cache, pair, blob) = gated_with_key().await;
+
+    let tasks = spawn_decrypts(&cache, &blob, 32);
     // Every caller is in: one is calling upstream, 31 wait for it.
-    until(|| {
-        let stats = cache.stats();
-        stats.decrypt_misses == 1 && stats.decrypt_coalesced == 31
-    })
-    .await;
+    until(|| decrypting(&cache, 1, 31)).await;
     assert_eq!(cache.inner().decrypts(), 1);
     cache.inner().release();
     for task in tasks {
@@ -153,28 +184,13 @@ async fn concurrent_decrypts_of_one_blob_make_one_upstream_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_call_fails_every_waiter_and_is_not_cached() {
-    let cache = Arc::new(CachingKeyService::new(Counting::gated(), no_prime()));
-    let pair = cache
-        .inner()
-        .inner
-        .create_data_key(&context("o"))
-        .await
-        .unwrap();
+    let (cache, pair, _) = gated_with_key().await;
     let mut bad = pair.encrypted_keys.clone();
     *bad.last_mut().unwrap() ^= 1;
     let bad: Arc<[u8]> = bad.into();
 
-    let tasks: Vec<_> = (0..32)
-        .map(|_| {
-            let (cache, bad) = (cache.clone(), bad.clone());
-            tokio::spawn(async move { cache.decrypt_data_key(&bad).await })
-        })
-        .collect();
-    until(|| {
-        let stats = cache.stats();
-        stats.decrypt_misses == 1 && stats.decrypt_coalesced == 31
-    })
-    .await;
+    let tasks = spawn_decrypts(&cache, &bad, 32);
+    until(|| decrypting(&cache, 1, 31)).await;
     cache.inner().release();
     let mut messages = Vec::new();
     for task in tasks {
@@ -195,24 +211,11 @@ async fn a_failed_call_fails_every_waiter_and_is_not_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancelled_caller_hands_the_call_to_a_waiter() {
-    let cache = Arc::new(CachingKeyService::new(Counting::gated(), no_prime()));
-    let pair = cache
-        .inner()
-        .inner
-        .create_data_key(&context("o"))
-        .await
-        .unwrap();
-    let blob: Arc<[u8]> = pair.encrypted_keys.clone().into();
+    let (cache, pair, blob) = gated_with_key().await;
 
-    let leader = {
-        let (cache, blob) = (cache.clone(), blob.clone());
-        tokio::spawn(async move { cache.decrypt_data_key(&blob).await })
-    };
+    let [leader] = spawn_decrypts(&cache, &blob, 1).try_into().unwrap();
     until(|| cache.stats().decrypt_misses == 1).await;
-    let waiter = {
-        let (cache, blob) = (cache.clone(), blob.clone());
-        tokio::spawn(async move { cache.decrypt_data_key(&blob).await })
-    };
+    let [waiter] = spawn_decrypts(&cache, &blob, 1).try_into().unwrap();
     until(|| cache.stats().decrypt_coalesced == 1).await;
     leader.abort();
     assert!(leader.await.unwrap_err().is_cancelled());
@@ -221,6 +224,27 @@ async fn a_cancelled_caller_hands_the_call_to_a_waiter() {
     cache.inner().release();
     assert_eq!(waiter.await.unwrap().unwrap(), pair.data_key);
     assert_eq!(cache.inner().decrypts(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clear_during_a_call_answers_its_waiters_but_caches_nothing() {
+    let (cache, pair, blob) = gated_with_key().await;
+
+    let tasks = spawn_decrypts(&cache, &blob, 2);
+    until(|| decrypting(&cache, 1, 1)).await;
+    cache.clear();
+    cache.inner().release();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), pair.data_key);
+    }
+    assert_eq!(cache.inner().decrypts(), 1);
+    assert_eq!(cache.stats().decrypt_cached, 0);
+
+    // The next caller calls again, and that key is cached.
+    cache.inner().release();
+    assert_eq!(cache.decrypt_data_key(&blob).await.unwrap(), pair.data_key);
+    assert_eq!(cache.inner().decrypts(), 2);
+    assert_eq!(cache.stats().decrypt_cached, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -349,7 +373,18 @@ async fn no_reuse_unless_configured() {
 }
 
 fn reuse(max_age: Duration, max_messages: u64, max_bytes: u64) -> CacheConfig {
-    CacheConfig::default().with_reuse(ReusePolicy::new(max_age, max_messages, max_bytes))
+    CacheConfig::default().with_reuse(
+        ReusePolicy::default()
+            .with_max_age(max_age)
+            .with_max_messages(max_messages)
+            .with_max_bytes(max_bytes),
+    )
+}
+
+/// A gated cache that reuses keys for up to 1,000 messages.
+fn gated_reuse() -> Cache {
+    let config = reuse(Duration::from_secs(3600), 1000, u64::MAX);
+    Arc::new(CachingKeyService::new(Counting::gated(), config))
 }
 
 #[tokio::test]
@@ -380,10 +415,10 @@ async fn reuse_respects_max_messages() {
     assert_eq!(cache.inner().decrypts(), 0);
 
     // The message limit is clamped to 2^32, and to at least one.
-    let policy = ReusePolicy::new(Duration::from_secs(1), u64::MAX, 1);
+    let policy = ReusePolicy::default().with_max_messages(u64::MAX);
     assert_eq!(policy.max_messages(), MAX_MESSAGES_PER_KEY);
     assert_eq!(
-        ReusePolicy::new(Duration::from_secs(1), 0, 1).max_messages(),
+        ReusePolicy::default().with_max_messages(0).max_messages(),
         1
     );
 }
@@ -455,22 +490,10 @@ async fn reuse_errors_are_not_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reuse_makes_one_create_and_shares_failures() {
-    let cache = Arc::new(CachingKeyService::new(
-        Counting::gated(),
-        reuse(Duration::from_secs(3600), 1000, u64::MAX),
-    ));
-    let spawn_all = |cache: &Arc<CachingKeyService<Counting>>| {
-        (0..32)
-            .map(|_| {
-                let cache = cache.clone();
-                tokio::spawn(async move { cache.data_key_for_message(&context("o"), 10).await })
-            })
-            .collect::<Vec<_>>()
-    };
-
+    let cache = gated_reuse();
     // A failure reaches every waiter.
     cache.inner().fail_next_create.store(true, Ordering::SeqCst);
-    let tasks = spawn_all(&cache);
+    let tasks = spawn_reuses(&cache, 32);
     until(|| {
         let stats = cache.stats();
         stats.created == 1 && stats.reuse_coalesced == 31
@@ -486,7 +509,7 @@ async fn concurrent_reuse_makes_one_create_and_shares_failures() {
     assert_eq!(cache.inner().creates(), 1);
 
     // Then a success is shared: one create, one key for all 32.
-    let tasks = spawn_all(&cache);
+    let tasks = spawn_reuses(&cache, 32);
     until(|| {
         let stats = cache.stats();
         stats.created == 2 && stats.reuse_coalesced == 62
@@ -501,6 +524,61 @@ async fn concurrent_reuse_makes_one_create_and_shares_failures() {
     assert_eq!(ids.len(), 1);
     assert_eq!(cache.inner().creates(), 2);
     assert_eq!(cache.stats().reused, 31);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_creator_hands_the_creation_to_a_waiter() {
+    let cache = gated_reuse();
+    let [leader] = spawn_reuses(&cache, 1).try_into().unwrap();
+    until(|| cache.stats().created == 1).await;
+    let [waiter] = spawn_reuses(&cache, 1).try_into().unwrap();
+    until(|| cache.stats().reuse_coalesced == 1).await;
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    // The waiter takes over and creates the key itself.
+    until(|| cache.stats().created == 2).await;
+    cache.inner().release();
+    let created = waiter.await.unwrap().unwrap();
+    assert_eq!(cache.inner().creates(), 2);
+
+    // Its key is kept for the next message.
+    let next = cache.data_key_for_message(&context("o"), 10).await.unwrap();
+    assert_eq!((next.id(), cache.stats().reused), (created.id(), 1));
+    assert_eq!(cache.inner().creates(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clear_during_a_creation_keeps_nothing() {
+    let cache = gated_reuse();
+    let [task] = spawn_reuses(&cache, 1).try_into().unwrap();
+    until(|| cache.stats().created == 1).await;
+    cache.clear();
+    cache.inner().release();
+    let first = task.await.unwrap().unwrap();
+    assert_eq!(cache.stats().reuse_cached, 0);
+
+    cache.inner().release();
+    let second = cache.data_key_for_message(&context("o"), 10).await.unwrap();
+    assert_ne!(first.id(), second.id());
+    assert_eq!(cache.inner().creates(), 2);
+    assert_eq!(cache.stats().reuse_cached, 1);
+}
+
+#[test]
+fn reuse_policy_defaults_and_setters() {
+    let policy = ReusePolicy::default();
+    assert_eq!(policy.max_age(), Duration::from_secs(300));
+    assert_eq!(policy.max_messages(), MAX_MESSAGES_PER_KEY);
+    assert_eq!(policy.max_bytes(), u64::MAX);
+    let policy = policy
+        .with_max_age(Duration::from_secs(7))
+        .with_max_messages(8)
+        .with_max_bytes(9);
+    assert_eq!(policy.max_age(), Duration::from_secs(7));
+    assert_eq!(policy.max_messages(), 8);
+    assert_eq!(policy.max_bytes(), 9);
+    let config = CacheConfig::default().with_reuse(policy);
+    assert_eq!(config.reuse(), Some(&policy));
 }
 
 #[tokio::test]

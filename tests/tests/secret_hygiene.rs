@@ -210,11 +210,12 @@ async fn no_secret_in_traces_debug_or_display() {
     ciphertexts.extend([ciphertext.clone(), rekeyed.clone(), b_ciphertext]);
 
     // Through a cache, with reuse.
-    let cache_config = CacheConfig::default().with_reuse(ReusePolicy::new(
-        std::time::Duration::from_secs(60),
-        10,
-        1 << 20,
-    ));
+    let cache_config = CacheConfig::default().with_reuse(
+        ReusePolicy::default()
+            .with_max_age(std::time::Duration::from_secs(60))
+            .with_max_messages(10)
+            .with_max_bytes(1 << 20),
+    );
     let caching = Arc::new(CachingKeyService::new(http.clone(), cache_config));
     let cached_vault = Vault::builder()
         .shared_key_service(caching.clone())
