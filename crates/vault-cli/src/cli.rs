@@ -3,10 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use vault::{wire, DataKey, KeyContext, Layout, LocalKeyService, Vault};
+use vault::{wire, DataKey, KeyContext, Layout, LocalKeyService, Vault, HEAD_ROOM};
 
 use crate::failure::Failure;
-use crate::io::{read_input, read_text, write_json, write_line, write_stdout};
+use crate::io::{
+    read_envelope, read_plaintext, read_text, write_base64_line, write_json, write_line,
+    write_stdout,
+};
 
 /// Envelope encryption with WorkOS Vault's key API, or offline with a local
 /// keyring.
@@ -193,11 +196,11 @@ fn encrypt(
     aad: Option<String>,
     layout: Layout,
 ) -> Result<(), Failure> {
-    let plaintext = zeroize::Zeroizing::new(read_input(file.as_deref())?);
+    let mut buf = read_plaintext(file.as_deref())?;
     let vault = Vault::from_env()?.with_layout(layout);
     let aad = aad.as_deref().map(str::as_bytes);
-    let ciphertext = runtime()?.block_on(vault.encrypt(&*plaintext, context, aad))?;
-    write_line(&ciphertext)
+    let start = runtime()?.block_on(vault.encrypt_in_place(&mut buf, HEAD_ROOM, context, aad))?;
+    write_base64_line(&buf[start..])
 }
 
 fn decrypt(
@@ -206,24 +209,23 @@ fn decrypt(
     data_key: Option<String>,
     layout: Option<Layout>,
 ) -> Result<(), Failure> {
-    let text = read_text(file.as_deref())?;
     let aad = aad.as_deref().map(str::as_bytes);
-    let plaintext = zeroize::Zeroizing::new(match data_key {
-        Some(key) => {
-            let key = DataKey::from_base64("offline", &key)
-                .map_err(|e| Failure::input(format!("--data-key: {e}")))?;
-            Vault::decrypt_with_data_key(&text, &key, layout, aad)?
-        }
+    // Parsed before reading: a bad key is refused without touching input.
+    let data_key = data_key
+        .map(|key| {
+            DataKey::from_base64("offline", &key)
+                .map_err(|e| Failure::input(format!("--data-key: {e}")))
+        })
+        .transpose()?;
+    let mut buf = read_envelope(file.as_deref())?;
+    match data_key {
+        Some(key) => Vault::decrypt_in_place_with_data_key(&mut buf, &key, layout, aad)?,
         None => {
             let vault = Vault::from_env()?;
-            let runtime = runtime()?;
-            match layout {
-                None => runtime.block_on(vault.decrypt(&text, aad))?,
-                Some(layout) => runtime.block_on(vault.decrypt_as(&text, layout, aad))?,
-            }
+            runtime()?.block_on(vault.decrypt_in_place(&mut buf, layout, aad))?;
         }
-    });
-    write_stdout(&plaintext)
+    }
+    write_stdout(&buf)
 }
 
 fn keyring(command: KeyringCommand) -> Result<(), Failure> {

@@ -1,43 +1,165 @@
 //! Reading input from a file or stdin, writing output to stdout.
+//!
+//! Plaintexts and ciphertexts may be gigabytes, so `encrypt` and `decrypt`
+//! never hold more than one copy: the plaintext is read into the buffer it
+//! is sealed in, base64 is written and read in pieces, and the envelope is
+//! opened in the buffer it was decoded into.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
+use vault::{b64, HEAD_ROOM, MAX_PLAINTEXT_LEN, TAG_LEN};
+use zeroize::Zeroizing;
+
 use crate::failure::Failure;
 
 /// Inputs above this size show a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 4 << 20;
+/// Bytes of envelope encoded per write: 1 MiB of base64 text.
+const ENCODE_CHUNK: usize = 3 << 18;
+/// Bytes of base64 text read per piece when decoding.
+const DECODE_CHUNK: usize = 1 << 20;
 
-/// Reads all of FILE, or stdin when FILE is absent or `-`.
-pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>, Failure> {
-    match path.filter(|p| p.as_os_str() != "-") {
-        Some(path) => {
-            let file = File::open(path)
-                .map_err(|e| Failure::input(format!("cannot open {}: {e}", path.display())))?;
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            read_all(file, Some(len))
-                .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))
+/// An input: a file, or stdin when FILE is absent or `-`.
+struct Input {
+    reader: Box<dyn Read>,
+    /// The file's length; unknown for stdin.
+    len: Option<u64>,
+    name: String,
+}
+
+impl Input {
+    fn open(path: Option<&Path>) -> Result<Input, Failure> {
+        match path.filter(|p| p.as_os_str() != "-") {
+            Some(path) => {
+                let name = path.display().to_string();
+                let file = File::open(path)
+                    .map_err(|e| Failure::input(format!("cannot open {name}: {e}")))?;
+                let len = file.metadata().ok().map(|m| m.len());
+                Ok(Input {
+                    reader: Box::new(file),
+                    len,
+                    name,
+                })
+            }
+            None => Ok(Input {
+                reader: Box::new(std::io::stdin().lock()),
+                len: None,
+                name: "stdin".to_owned(),
+            }),
         }
-        None => read_all(std::io::stdin().lock(), None)
-            .map_err(|e| Failure::input(format!("cannot read stdin: {e}"))),
+    }
+
+    /// The reader, behind a progress bar for large files on a terminal.
+    fn reader(self) -> (Box<dyn Read>, Option<indicatif::ProgressBar>, String) {
+        match self.len {
+            Some(n) if n > PROGRESS_THRESHOLD && std::io::stderr().is_terminal() => {
+                let bar = indicatif::ProgressBar::new(n);
+                (Box::new(bar.wrap_read(self.reader)), Some(bar), self.name)
+            }
+            _ => (self.reader, None, self.name),
+        }
+    }
+
+    fn read_error(name: &str, error: std::io::Error) -> Failure {
+        Failure::input(format!("cannot read {name}: {error}"))
     }
 }
 
-fn read_all(reader: impl Read, len: Option<u64>) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(len.unwrap_or(0) as usize);
-    match len.filter(|&n| n > PROGRESS_THRESHOLD && std::io::stderr().is_terminal()) {
-        Some(n) => {
-            let bar = indicatif::ProgressBar::new(n);
-            bar.wrap_read(reader).read_to_end(&mut out)?;
-            bar.finish_and_clear();
-        }
-        None => {
-            let mut reader = reader;
-            reader.read_to_end(&mut out)?;
-        }
-    }
+/// Reads all of FILE, or stdin when FILE is absent or `-`.
+pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>, Failure> {
+    let input = Input::open(path)?;
+    let mut out = Vec::with_capacity(input.len.unwrap_or(0) as usize);
+    let (mut reader, bar, name) = input.reader();
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| Input::read_error(&name, e))?;
+    bar.inspect(indicatif::ProgressBar::finish_and_clear);
     Ok(out)
+}
+
+/// Reads a plaintext to encrypt in place: the returned buffer holds
+/// [`HEAD_ROOM`] bytes, then the plaintext, with room for a trailing tag.
+/// Too large a file is refused before anything is read.
+pub fn read_plaintext(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let input = Input::open(path)?;
+    if let Some(len) = input.len {
+        if len > MAX_PLAINTEXT_LEN {
+            return Err(Failure::input(format!(
+                "{} is {len} bytes; one AES-GCM message holds at most {MAX_PLAINTEXT_LEN} bytes \
+                 (64 GiB): split it",
+                input.name
+            )));
+        }
+        check_memory(&input.name, len)?;
+    }
+    let len = input.len.unwrap_or(0) as usize;
+    let mut buf = Zeroizing::new(Vec::with_capacity(HEAD_ROOM + len + TAG_LEN));
+    buf.resize(HEAD_ROOM, 0);
+    let (mut reader, bar, name) = input.reader();
+    reader
+        .read_to_end(&mut buf)
+        .map_err(|e| Input::read_error(&name, e))?;
+    bar.inspect(indicatif::ProgressBar::finish_and_clear);
+    Ok(buf)
+}
+
+/// Reads base64 ciphertext text and decodes it in pieces, so the text is
+/// never in memory whole. Returns the envelope's bytes.
+pub fn read_envelope(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let input = Input::open(path)?;
+    let decoded_len = input.len.map_or(0, |len| len / 4 * 3 + 3);
+    if input.len.is_some() {
+        check_memory(&input.name, decoded_len)?;
+    }
+    // The buffer will hold the plaintext once opened: wipe it on drop.
+    let mut out = Zeroizing::new(Vec::with_capacity(decoded_len as usize));
+    let mut piece = vec![0u8; DECODE_CHUNK];
+    let mut decoder = b64::Decoder::new();
+    let (mut reader, bar, name) = input.reader();
+    loop {
+        let n = match reader.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Input::read_error(&name, e)),
+        };
+        decoder
+            .push(&piece[..n], &mut out)
+            .map_err(|e| Failure::from(vault::Error::from(e)))?;
+    }
+    decoder
+        .finish(&mut out)
+        .map_err(|e| Failure::from(vault::Error::from(e)))?;
+    bar.inspect(indicatif::ProgressBar::finish_and_clear);
+    Ok(out)
+}
+
+/// Refuses an input whose processing would need more memory than the
+/// machine has available, before reading it.
+fn check_memory(name: &str, bytes: u64) -> Result<(), Failure> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    // The buffer, plus slack for the runtime and I/O buffers.
+    let needed = bytes.saturating_add(16 << 20);
+    if needed > available {
+        return Err(Failure::input(format!(
+            "{name} needs about {} MiB of memory to process and only {} MiB is available",
+            needed >> 20,
+            available >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes; `None` where there is none.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
 }
 
 /// Reads text input (a ciphertext or base64 keys), trimming whitespace.
@@ -48,13 +170,32 @@ pub fn read_text(path: Option<&Path>) -> Result<String, Failure> {
     Ok(text.trim().to_owned())
 }
 
+fn write_error(error: std::io::Error) -> Failure {
+    Failure::system(format!("cannot write to stdout: {error}"))
+}
+
 /// Writes `bytes` to stdout in one go.
 pub fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(bytes)
         .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::system(format!("cannot write to stdout: {e}")))
+        .map_err(write_error)
+}
+
+/// Writes `bytes` as one line of base64 text, encoded in pieces.
+pub fn write_base64_line(bytes: &[u8]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    let mut text = vec![0u8; b64::encoded_len(ENCODE_CHUNK.min(bytes.len()))];
+    for chunk in bytes.chunks(ENCODE_CHUNK) {
+        let text = &mut text[..b64::encoded_len(chunk.len())];
+        b64::encode_to_slice(chunk, text);
+        stdout.write_all(text).map_err(write_error)?;
+    }
+    stdout
+        .write_all(b"\n")
+        .and_then(|()| stdout.flush())
+        .map_err(write_error)
 }
 
 /// Writes a line of text to stdout.
@@ -64,13 +205,13 @@ pub fn write_line(text: &str) -> Result<(), Failure> {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::system(format!("cannot write to stdout: {e}")))
+        .map_err(write_error)
 }
 
 /// Writes pretty JSON and a newline to stdout. The text is wiped after
 /// writing: it may hold a data key.
 pub fn write_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = zeroize::Zeroizing::new(
+    let text = Zeroizing::new(
         serde_json::to_string_pretty(value)
             .map_err(|e| Failure::system(format!("cannot format JSON: {e}")))?,
     );

@@ -265,3 +265,99 @@ fn inspect_reads_the_api_references_decrypt_example() {
         example.decrypt_ciphertext_expect.data_key_id.as_str()
     );
 }
+
+#[test]
+fn large_files_round_trip_across_chunk_boundaries_and_wrapped_text() {
+    let env = Env::new();
+    // Over 3 MiB: several encode and decode pieces, none aligned.
+    let plaintext: Vec<u8> = (0..3 * (1 << 20) + 12_345u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let input = env.dir.path().join("big.bin");
+    std::fs::write(&input, &plaintext).unwrap();
+    for layout in ["A12", "B", "A32", "A-prime"] {
+        let ciphertext = env.ok(
+            &[
+                "encrypt",
+                "-c",
+                "org=o",
+                "--layout",
+                layout,
+                input.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert_eq!(ciphertext.last(), Some(&b'\n'));
+        let sealed = env.dir.path().join("big.enc");
+        std::fs::write(&sealed, &ciphertext).unwrap();
+        assert_eq!(
+            env.ok(&["decrypt", sealed.to_str().unwrap()], b""),
+            plaintext,
+            "{layout}"
+        );
+
+        // Text wrapped at 76 columns, as `base64` and MIME write it.
+        let line = String::from_utf8(ciphertext).unwrap();
+        let wrapped: Vec<u8> = line
+            .trim_end()
+            .as_bytes()
+            .chunks(76)
+            .flat_map(|row| row.iter().copied().chain(*b"\r\n"))
+            .collect();
+        assert_eq!(
+            env.ok(&["decrypt"], &wrapped),
+            plaintext,
+            "{layout} wrapped"
+        );
+    }
+}
+
+/// A sparse file of `len` bytes: no disk or memory is used.
+fn sparse_file(env: &Env, len: u64) -> std::path::PathBuf {
+    let path = env.dir.path().join(format!("sparse-{len}"));
+    std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    path
+}
+
+#[test]
+fn inputs_past_the_aes_gcm_limit_are_refused_before_any_output() {
+    let env = Env::new();
+    let huge = sparse_file(&env, (1 << 36) + 1);
+    let output = env.run(&["encrypt", "-c", "org=o", huge.to_str().unwrap()], b"");
+    let stderr = text(output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("64 GiB"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn inputs_past_available_memory_are_refused_before_any_output() {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let available_kib: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let len = available_kib * 1024 + (1 << 30);
+    assert!(
+        len < 1 << 36,
+        "this machine has more memory than the test expects"
+    );
+    let env = Env::new();
+    let big = sparse_file(&env, len);
+    let ciphertext = sparse_file(&env, len / 3 * 4);
+    for (args, file) in [
+        (&["encrypt", "-c", "org=o"][..], &big),
+        (&["decrypt"][..], &ciphertext),
+    ] {
+        let mut args = args.to_vec();
+        args.push(file.to_str().unwrap());
+        let output = env.run(&args, b"");
+        let stderr = text(output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("MiB is available"), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}

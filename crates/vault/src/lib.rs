@@ -87,7 +87,13 @@ pub use vault_api::{
     CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, ErrorKind, KeyContext,
     KeyService, ReusePolicy,
 };
-pub use vault_format::Layout;
+pub use vault_crypto::{MAX_PLAINTEXT_LEN, TAG_LEN};
+pub use vault_format::{b64, Layout};
+
+/// Room [`Vault::encrypt_in_place`] wants before the plaintext: the
+/// envelope's head (IV, tag and the key service's blob, which is a few
+/// hundred bytes for WorkOS and the local key service) fits in it.
+pub const HEAD_ROOM: usize = 4096;
 pub use vault_local::{Keyring, LocalKeyService};
 
 /// Encrypts and decrypts through a key service. Cheap to clone: clones
@@ -177,6 +183,62 @@ impl Vault {
         Ok(text)
     }
 
+    /// [`Vault::encrypt`] for large messages: seals the plaintext at
+    /// `buf[offset..]` where it lies and returns where the envelope starts,
+    /// so that `buf[start..]` is the envelope's bytes (base64-encode them,
+    /// in pieces if you like, for the ciphertext text).
+    ///
+    /// Memory stays at the plaintext's size: read it into a buffer after
+    /// [`HEAD_ROOM`] bytes, with [`TAG_LEN`] bytes of spare capacity, and
+    /// nothing is copied or reallocated. On error `buf` is wiped.
+    ///
+    /// ```
+    /// use vault::{KeyContext, LocalKeyService, Vault, HEAD_ROOM};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let vault = Vault::new(LocalKeyService::ephemeral());
+    /// let context = KeyContext::new().with("organization_id", "org_123")?;
+    /// let mut buf = vec![0u8; HEAD_ROOM];
+    /// buf.extend_from_slice(b"imagine a few gigabytes");
+    ///
+    /// let start = vault.encrypt_in_place(&mut buf, HEAD_ROOM, &context, None).await?;
+    /// let mut envelope = buf.split_off(start);
+    /// vault.decrypt_in_place(&mut envelope, None, None).await?;
+    /// assert_eq!(envelope, b"imagine a few gigabytes");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn encrypt_in_place(
+        &self,
+        buf: &mut Vec<u8>,
+        offset: usize,
+        context: &KeyContext,
+        aad: Option<&[u8]>,
+    ) -> Result<usize, Error> {
+        let plaintext_len = buf.len().saturating_sub(offset);
+        let pair = self
+            .service()
+            .data_key_for_message(context, plaintext_len as u64)
+            .await?;
+        let start = vault_crypto::seal_in_place(
+            &pair.data_key,
+            self.layout,
+            &pair.encrypted_keys,
+            buf,
+            offset,
+            aad.unwrap_or_default(),
+        )?;
+        tracing::debug!(
+            data_key_id = pair.data_key.id(),
+            layout = %self.layout,
+            plaintext_len,
+            aad = aad.is_some(),
+            "vault encrypted a message in place"
+        );
+        Ok(start)
+    }
+
     /// [`Vault::encrypt`] for text.
     pub async fn encrypt_str(
         &self,
@@ -218,16 +280,31 @@ impl Vault {
     ) -> Result<Vec<u8>, Error> {
         let mut buf = Vec::new();
         vault_format::b64::decode_into(ciphertext, &mut buf)?;
+        self.decrypt_in_place(&mut buf, layout, aad).await?;
+        Ok(buf)
+    }
+
+    /// Decrypts the envelope bytes in `buf` (the ciphertext decoded from
+    /// base64, see [`b64`]) where they lie: afterwards `buf` holds the
+    /// plaintext. For large messages, with [`Vault::encrypt_in_place`].
+    /// `layout` forces a layout as in [`Vault::decrypt_as`]. If opening
+    /// fails, `buf` is wiped and emptied.
+    pub async fn decrypt_in_place(
+        &self,
+        buf: &mut Vec<u8>,
+        layout: Option<Layout>,
+        aad: Option<&[u8]>,
+    ) -> Result<(), Error> {
         let (layout, key) = {
-            let envelope = parse_envelope(&buf, layout)?;
+            let envelope = parse_envelope(buf, layout)?;
             let key = self
                 .service()
                 .decrypt_data_key(&envelope.encrypted_keys()?)
                 .await?;
             (envelope.layout(), key)
         };
-        vault_crypto::open_in_place(&key, &mut buf, Some(layout), aad.unwrap_or_default())?;
-        Ok(buf)
+        vault_crypto::open_in_place(&key, buf, Some(layout), aad.unwrap_or_default())?;
+        Ok(())
     }
 
     /// Decrypts offline with a data key you already hold (from
@@ -256,8 +333,24 @@ impl Vault {
         aad: Option<&[u8]>,
     ) -> Result<Vec<u8>, Error> {
         let mut buf = vault_format::b64::decode(ciphertext)?;
-        vault_crypto::open_in_place(data_key, &mut buf, layout, aad.unwrap_or_default())?;
+        Vault::decrypt_in_place_with_data_key(&mut buf, data_key, layout, aad)?;
         Ok(buf)
+    }
+
+    /// [`Vault::decrypt_with_data_key`] on envelope bytes, in place, as
+    /// [`Vault::decrypt_in_place`] does.
+    pub fn decrypt_in_place_with_data_key(
+        buf: &mut Vec<u8>,
+        data_key: &DataKey,
+        layout: Option<Layout>,
+        aad: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        Ok(vault_crypto::open_in_place(
+            data_key,
+            buf,
+            layout,
+            aad.unwrap_or_default(),
+        )?)
     }
 
     /// [`Vault::decrypt`] to a `String`; plaintext that is not UTF-8 is an

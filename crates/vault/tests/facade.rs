@@ -200,3 +200,35 @@ async fn decrypt_with_a_held_data_key_needs_no_key_service() {
         Err(Error::Format(_) | Error::Decrypt)
     ));
 }
+
+#[tokio::test]
+async fn in_place_encryption_reads_like_any_other_ciphertext() {
+    let service = std::sync::Arc::new(LocalKeyService::ephemeral());
+    for layout in Layout::ALL {
+        let vault = Vault::builder()
+            .shared_key_service(service.clone())
+            .layout(layout)
+            .build()
+            .unwrap();
+        for room in [0, 17, vault::HEAD_ROOM] {
+            let plaintext = vec![0xa5u8; 70_000];
+            let mut buf = vec![0u8; room];
+            buf.extend_from_slice(&plaintext);
+            let start = vault
+                .encrypt_in_place(&mut buf, room, &context("org_1"), Some(b"row"))
+                .await
+                .unwrap();
+            let text = vault::b64::encode(&buf[start..]);
+            assert_eq!(Vault::inspect(&text).unwrap().layout, layout.name());
+            let opened = vault.decrypt(&text, Some(b"row")).await.unwrap();
+            assert_eq!(opened, plaintext, "{layout} room {room}");
+
+            let mut envelope = buf[start..].to_vec();
+            let wrong = vault
+                .decrypt_in_place(&mut envelope, None, Some(b"other"))
+                .await;
+            assert!(matches!(wrong, Err(Error::Decrypt)));
+            assert!(envelope.is_empty(), "a failed open wipes the buffer");
+        }
+    }
+}
