@@ -1,5 +1,5 @@
 //! The measurements behind `cargo xtask bench`, as two binaries that print
-//! JSON on stdout:
+//! JSON on stdout, and the soak behind `cargo xtask soak`:
 //!
 //! - `vault-bench-micro`, with a counting global allocator: `aead` (our
 //!   seal and open against raw ring) and `local` (the steps of a local
@@ -11,13 +11,18 @@
 //!   `CachingKeyService`, against a server it starts in process). `e2e` and
 //!   `load` read one JSON request object on stdin, like the drivers in
 //!   `tests/compat/bench/`; `cache` prints [`Measurement`]s.
+//! - `vault-bench-soak`: one phase of the soak ([`soak`]): verified
+//!   encrypt/decrypt load against a server in process, with or without
+//!   injected faults, for `cargo xtask soak`.
 //!
 //! Comparisons are always made within one run: ours and the baseline
-//! alternate, and medians are reported. `cargo xtask bench` builds these in
+//! alternate, and medians are reported. `cargo xtask bench` builds the first two in
 //! release mode, starts the server, runs the peer SDK drivers and writes
 //! `target/bench/summary.json`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod soak;
 
 use serde::Serialize;
 

@@ -18,7 +18,9 @@ commands:
   compat  install the pinned official Node and Python SDKs and run the
           cross-SDK tests against vault-server
   soak    verified encrypt/decrypt load against vault-server, without then with
-          faults [--ops N] [--concurrency N] [--phase clean|faults|both]
+          faults (the vault-bench-soak binary, built in release; writes
+          target/soak/summary.json) [--ops N] [--concurrency N]
+          [--phase clean|faults|both] [--seed N]
   fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
           then run each cargo-fuzz target (parse, key_blob, local_unwrap,
           server_request) for N seconds (default 60), one at a time, at

@@ -1,19 +1,34 @@
 //! `cargo xtask soak`: encrypt/decrypt round trips under load against
 //! `vault-server`, verifying every plaintext, first without faults, then
-//! with the issue's fault mix. The load generator is the ignored test
-//! `soak_phase` in `tests/tests/soak.rs`, built in release; each phase runs
-//! in its own process, so each has its own peak RSS. Figures go to stdout
-//! and to `target/soak/summary.json`.
+//! with the issue's fault mix. The load generator is the `vault-bench-soak`
+//! binary (`bench/src/bin/soak.rs`, over `vault_bench::soak`), built in
+//! release; each phase runs in its own process, so each has its own peak
+//! RSS. Figures go to stdout and to `target/soak/summary.json`.
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use crate::util::{self, cargo};
 
 const USAGE: &str =
-    "usage: cargo xtask soak [--ops N] [--concurrency N] [--phase clean|faults|both] [--seed N]";
+    "usage: cargo xtask soak [--ops N] [--concurrency N] [--phase clean|faults|both] [--seed N]
 
-/// A phase: its name and its `VAULT_SOAK_FAULTS`.
+Builds vault-bench-soak in release and runs it once per phase (clean: no
+faults; faults: 5% 503, 1% dropped connections, 1% 429), 50,000 round trips
+at concurrency 64 by default, with a random seed unless --seed is given.
+Writes target/soak/<phase>.json, <phase>.txt and summary.json.";
+
+/// The load generator, for `cargo build` and `cargo run`.
+const SOAK_BIN: [&str; 5] = [
+    "--release",
+    "--package",
+    "vault-bench",
+    "--bin",
+    "vault-bench-soak",
+];
+
+/// A phase: its name and its `--faults` for `vault-bench-soak`.
 const PHASES: [(&str, &str); 2] = [("clean", "none"), ("faults", "issue")];
 
 struct Args {
@@ -83,38 +98,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
-    let test = [
-        "test",
-        "--release",
-        "--package",
-        "vault-tests",
-        "--test",
-        "soak",
-    ];
-    let mut build = cargo(&test);
-    build.arg("--no-run");
+    let mut build = cargo(&["build"]);
+    build.args(SOAK_BIN);
     util::run(build)?;
 
     let mut failed = Vec::new();
     for (name, faults) in &args.phases {
-        let mut command = cargo(&test);
-        command
-            .args([
-                "--",
-                "--include-ignored",
-                "--exact",
-                "soak_phase",
-                "--nocapture",
-            ])
-            .env("VAULT_SOAK_PHASE", name)
-            .env("VAULT_SOAK_FAULTS", faults)
-            .env("VAULT_SOAK_OPS", args.ops.to_string())
-            .env("VAULT_SOAK_CONCURRENCY", args.concurrency.to_string())
-            .env("VAULT_SOAK_OUT", &out);
-        if let Some(seed) = args.seed {
-            command.env("VAULT_SOAK_SEED", seed.to_string());
-        }
-        if let Err(error) = util::run(command) {
+        if let Err(error) = util::run(phase_command(name, faults, &args, &out)) {
             failed.push(format!("phase {name}: {error}"));
         }
     }
@@ -127,6 +117,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         Err(failed.join("\n"))
     }
+}
+
+/// `cargo run` of one phase, writing its `<name>.json` and `<name>.txt`
+/// into `out`.
+fn phase_command(name: &str, faults: &str, args: &Args, out: &Path) -> Command {
+    let mut command = cargo(&["run", "--quiet"]);
+    command.args(SOAK_BIN).arg("--").args([
+        "--phase",
+        name,
+        "--faults",
+        faults,
+        "--ops",
+        &args.ops.to_string(),
+        "--concurrency",
+        &args.concurrency.to_string(),
+    ]);
+    command.arg("--out").arg(out);
+    if let Some(seed) = args.seed {
+        command.args(["--seed", &seed.to_string()]);
+    }
+    command
 }
 
 /// Joins the phases' JSON into `summary.json`, and returns their text.

@@ -7,8 +7,6 @@ use std::time::Duration;
 use vault_api::wire::SecretString;
 use zeroize::Zeroizing;
 
-use crate::Faults;
-
 /// The address a server binds when none is given: loopback only.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 
@@ -34,7 +32,8 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::
 pub struct ServerConfig {
     pub(crate) api_keys: Vec<SecretString>,
     pub(crate) limits: Limits,
-    pub(crate) faults: Faults,
+    #[cfg(feature = "test-util")]
+    pub(crate) faults: crate::Faults,
 }
 
 /// Numeric limits, kept apart so `Default` is spelled once.
@@ -86,12 +85,6 @@ impl ServerConfig {
         self
     }
 
-    /// Whether any API key is configured (without one, every key request
-    /// is refused).
-    pub fn has_api_keys(&self) -> bool {
-        !self.api_keys.is_empty()
-    }
-
     /// The largest request body; larger ones get 413 without being
     /// buffered.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
@@ -130,9 +123,11 @@ impl ServerConfig {
         self
     }
 
-    /// Fault injection, for tests of clients: see [`Faults`]. A server
-    /// without this call never injects faults.
-    pub fn faults(mut self, faults: Faults) -> Self {
+    /// Fault injection, for tests of clients (`test-util` feature): see
+    /// [`Faults`](crate::Faults). A server without this call never injects
+    /// faults.
+    #[cfg(feature = "test-util")]
+    pub fn faults(mut self, faults: crate::Faults) -> Self {
         self.faults = faults;
         self
     }
@@ -140,7 +135,8 @@ impl ServerConfig {
 
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerConfig")
+        let mut debug = f.debug_struct("ServerConfig");
+        debug
             .field(
                 "api_keys",
                 &format_args!("[{} redacted]", self.api_keys.len()),
@@ -149,8 +145,9 @@ impl fmt::Debug for ServerConfig {
             .field("max_header_bytes", &self.limits.max_header_bytes)
             .field("header_read_timeout", &self.limits.header_read_timeout)
             .field("max_connections", &self.limits.max_connections)
-            .field("shutdown_grace", &self.limits.shutdown_grace)
-            .field("faults", &self.faults)
-            .finish()
+            .field("shutdown_grace", &self.limits.shutdown_grace);
+        #[cfg(feature = "test-util")]
+        debug.field("faults", &self.faults);
+        debug.finish()
     }
 }

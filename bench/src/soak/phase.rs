@@ -1,0 +1,316 @@
+//! A phase: a server with faults, the load, the recheck, the report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::{JoinHandle, JoinSet};
+use vault::{HttpKeyService, KeyService, LocalKeyService};
+use vault_api::wire::{DATA_KEY_PATH, DECRYPT_PATH};
+use vault_server::{FaultRates, Faults, Server, ServerConfig};
+
+use super::case::Case;
+use super::operation::{decrypt_and_judge, operation, Outcome, Vaults};
+use super::report::{proc_status_kib, Report};
+use super::retries::install_retry_counter;
+use super::tally::{Recheck, Tally};
+
+/// The API key of a phase's server.
+const API_KEY: &str = "sk_test_vault_rs_soak_7d2e91";
+
+/// How the client retries.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientSettings {
+    /// `HttpKeyService`'s defaults: what users get.
+    Defaults,
+    /// A 1-10 ms backoff, for quick tests (`Retry-After` still applies).
+    Quick,
+}
+
+/// What a phase runs.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// The phase's name, in the report and the output files' names.
+    pub name: String,
+    /// Round trips (one encrypt and one decrypt each).
+    pub ops: u64,
+    /// Round trips in flight at once.
+    pub concurrency: usize,
+    /// Random server-side faults, if any.
+    pub faults: Option<FaultRates>,
+    /// Derives every operation's inputs.
+    pub seed: u64,
+    /// How the client retries.
+    pub client: ClientSettings,
+    /// Report progress on stderr every few seconds.
+    pub progress: bool,
+    /// The load must finish within this, or the phase counts as hung.
+    pub time_limit: Duration,
+}
+
+/// What the load measured.
+struct Load {
+    tally: Tally,
+    elapsed: Duration,
+    hung: bool,
+    rss_samples: Vec<(u64, Option<u64>)>,
+}
+
+/// Runs `params.ops` round trips against a server in this process (over a
+/// temporary keyring file), then, with the faults cleared, decrypts again
+/// the ciphertexts whose decrypt failed retryably. `arm` may arm one-shot
+/// faults before the load starts.
+pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
+    install_retry_counter();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (server, faults) = start_server(&dir.path().join("keyring.json")).await;
+    let vaults = Vaults::new(Arc::new(client(&server, params.client)));
+    if let Some(rates) = params.faults {
+        faults.set_rates(rates);
+    }
+    arm(&faults);
+
+    let mut load = run_load(&params, &vaults).await;
+
+    // Counted before the recheck, which adds requests of its own.
+    let server_data_key = faults.requests(DATA_KEY_PATH);
+    let server_decrypt = faults.requests(DECRYPT_PATH);
+    let server_total = faults.total_requests();
+
+    faults.clear();
+    let rechecks = std::mem::take(&mut load.tally.rechecks);
+    let recheck = recheck(&vaults, params.seed, rechecks, &mut load.tally).await;
+    server.shutdown().await.expect("server shutdown");
+
+    Report {
+        params,
+        tally: load.tally,
+        recheck,
+        elapsed: load.elapsed,
+        hung: load.hung,
+        server_data_key,
+        server_decrypt,
+        server_total,
+        vm_hwm_kib: proc_status_kib("VmHWM"),
+        rss_samples_kib: load.rss_samples,
+    }
+}
+
+/// Runs the operations within the time limit, with progress if asked.
+async fn run_load(params: &Params, vaults: &Vaults) -> Load {
+    let completed = Arc::new(AtomicU64::new(0));
+    let progress = params
+        .progress
+        .then(|| report_progress(completed.clone(), params.ops));
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    let mut rss_samples = Vec::new();
+    let load = drive(params, vaults, &completed, &mut tally, &mut rss_samples);
+    let hung = tokio::time::timeout(params.time_limit, load).await.is_err();
+    let elapsed = start.elapsed();
+    if let Some(progress) = progress {
+        progress.abort();
+    }
+    Load {
+        tally,
+        elapsed,
+        hung,
+        rss_samples,
+    }
+}
+
+/// Keeps `params.concurrency` operations in flight until all have ended,
+/// tallying each, and samples VmRSS at each quarter of the load.
+async fn drive(
+    params: &Params,
+    vaults: &Vaults,
+    completed: &AtomicU64,
+    tally: &mut Tally,
+    rss_samples: &mut Vec<(u64, Option<u64>)>,
+) {
+    let milestones: Vec<u64> = (1..=4).map(|q| params.ops * q / 4).collect();
+    let mut tasks = JoinSet::new();
+    let mut next = 0u64;
+    while next < params.ops || !tasks.is_empty() {
+        while next < params.ops && tasks.len() < params.concurrency {
+            tasks.spawn(operation(vaults.clone(), params.seed, next));
+            next += 1;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok(report) => tally.add(report),
+            Err(error) => {
+                tally.completed += 1;
+                tally.panics += 1;
+                tally.example(format!("an operation panicked: {error}"));
+            }
+        }
+        let done = completed.fetch_add(1, Ordering::Relaxed) + 1;
+        if milestones.contains(&done) {
+            rss_samples.push((done, proc_status_kib("VmRSS")));
+        }
+    }
+}
+
+/// Prints how far the load is on stderr every 5 s.
+fn report_progress(completed: Arc<AtomicU64>, ops: u64) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = Instant::now();
+        let mut ticks = tokio::time::interval(Duration::from_secs(5));
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let done = completed.load(Ordering::Relaxed);
+            eprintln!(
+                "soak: {done}/{ops} after {:.0} s, VmRSS {} kB",
+                start.elapsed().as_secs_f64(),
+                proc_status_kib("VmRSS").unwrap_or(0)
+            );
+        }
+    })
+}
+
+fn client(server: &Server, settings: ClientSettings) -> HttpKeyService {
+    let builder = HttpKeyService::builder()
+        .api_key(API_KEY)
+        .base_url(server.url());
+    let builder = match settings {
+        ClientSettings::Defaults => builder,
+        ClientSettings::Quick => builder
+            .backoff(Duration::from_millis(1), Duration::from_millis(10))
+            .timeout(Duration::from_secs(10))
+            .deadline(Duration::from_secs(30)),
+    };
+    builder.build().expect("client")
+}
+
+/// A server over a keyring file, with a fault handle.
+async fn start_server(keyring: &std::path::Path) -> (Server, Faults) {
+    let service: Arc<dyn KeyService> =
+        Arc::new(LocalKeyService::open(keyring).expect("a keyring file"));
+    let faults = Faults::new();
+    let config = ServerConfig::new().api_key(API_KEY).faults(faults.clone());
+    let server = Server::bind("127.0.0.1:0".parse().expect("address"), service, config)
+        .await
+        .expect("bind the server");
+    (server, faults)
+}
+
+/// Decrypts again, once the faults are cleared, the ciphertexts whose
+/// decrypt failed with a retryable error: none may be lost.
+async fn recheck(
+    vaults: &Vaults,
+    seed: u64,
+    ciphertexts: Vec<(u64, String)>,
+    tally: &mut Tally,
+) -> Recheck {
+    let mut recheck = Recheck::default();
+    for (index, ciphertext) in ciphertexts {
+        match decrypt_and_judge(vaults, &Case::new(seed, index), &ciphertext).await {
+            Outcome::Ok => recheck.ok += 1,
+            other => {
+                recheck.failed += 1;
+                tally.example(format!("op {index}: recheck after faults: {other:?}"));
+            }
+        }
+    }
+    recheck
+}
+
+#[cfg(test)]
+mod tests {
+    use vault::ErrorKind;
+
+    use super::super::{random_seed, runtime};
+    use super::*;
+    use crate::soak::operation::Step;
+
+    /// Retries that run out end in a retryable error, counted as such, with
+    /// the retries charged to the operation that made them.
+    #[test]
+    fn exhausted_retries_are_retryable_failures() {
+        let params = Params {
+            name: "exhausted".to_owned(),
+            ops: 2,
+            concurrency: 1,
+            faults: None,
+            seed: random_seed(),
+            client: ClientSettings::Quick,
+            progress: false,
+            time_limit: Duration::from_secs(300),
+        };
+        // Op 0's encrypt meets four 503s: the first attempt and three retries.
+        let report = runtime().block_on(run_phase(params, |faults| {
+            faults.fail_next(4, 503, None);
+        }));
+        let text = report.text();
+        let t = &report.tally;
+        assert_eq!(
+            t.failed_retryable.get("encrypt Api 503"),
+            Some(&1),
+            "{text}"
+        );
+        assert_eq!(t.failed_retryable_total, 1, "{text}");
+        assert_eq!(t.retries_by_cause.get("503"), Some(&3), "{text}");
+        assert_eq!(t.retries_histogram.get(&3), Some(&1), "{text}");
+        assert_eq!(t.ok_first_try, 1, "{text}");
+        assert_eq!(report.server_total, 4 + 2, "{text}");
+        assert_eq!(report.client_attempts(), 4 + 2, "{text}");
+        // Without faults configured, any retry fails the phase.
+        assert!(!report.failures().is_empty(), "{text}");
+    }
+
+    /// A decrypt that fails retryably keeps its ciphertext, which decrypts to
+    /// its own plaintext once the faults are gone.
+    #[test]
+    fn a_retryable_decrypt_failure_is_rechecked() {
+        runtime().block_on(async {
+            install_retry_counter();
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let (server, faults) = start_server(&dir.path().join("keyring.json")).await;
+            let vaults = Vaults::new(Arc::new(client(&server, ClientSettings::Quick)));
+            let seed = 1;
+            let case = Case::new(seed, 5);
+            assert_ne!(case.plaintext, Case::new(seed, 6).plaintext);
+            let ciphertext = vaults
+                .get(case.layout)
+                .encrypt(&case.plaintext, &case.context, case.aad.as_deref())
+                .await
+                .expect("encrypt");
+            faults.drop_next(4);
+            let outcome = decrypt_and_judge(&vaults, &case, &ciphertext).await;
+            assert!(
+                matches!(
+                    outcome,
+                    Outcome::Retryable {
+                        step: Step::Decrypt,
+                        kind: ErrorKind::Connect,
+                        status: None
+                    }
+                ),
+                "{outcome:?}"
+            );
+            let mut tally = Tally::default();
+            let recheck = recheck(&vaults, seed, vec![(5, ciphertext.clone())], &mut tally).await;
+            assert_eq!((recheck.ok, recheck.failed), (1, 0));
+            // Checked against another op's plaintext, it is a failure.
+            let recheck = recheck_as(&vaults, seed, 6, &ciphertext, &mut tally).await;
+            assert_eq!((recheck.ok, recheck.failed), (0, 1));
+            assert_eq!(tally.failure_examples.len(), 1);
+            server.shutdown().await.expect("shutdown");
+        });
+    }
+
+    /// [`recheck`] of `ciphertext` as if it were operation `index`'s.
+    async fn recheck_as(
+        vaults: &Vaults,
+        seed: u64,
+        index: u64,
+        ciphertext: &str,
+        tally: &mut Tally,
+    ) -> Recheck {
+        recheck(vaults, seed, vec![(index, ciphertext.to_owned())], tally).await
+    }
+}
