@@ -101,7 +101,7 @@ impl fmt::Debug for MemoryKeyService {
 impl KeyService for MemoryKeyService {
     async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
         context.validate()?;
-        let id = uuid(self.random::<16>()?);
+        let id = vault_format::id::uuid_v4(self.random::<16>()?);
         let data_key = DataKey::new(id, self.random::<32>()?);
         self.wrap(context, data_key)
     }
@@ -119,21 +119,6 @@ impl KeyService for MemoryKeyService {
         let data_key = self.unwrap_key(encrypted_keys)?;
         self.wrap(context, data_key)
     }
-}
-
-/// A UUID v4 in its text form.
-fn uuid(mut b: [u8; 16]) -> String {
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// A server on `127.0.0.1:0` over [`backing_service`], accepting

@@ -369,7 +369,11 @@ async fn the_client_validates_contexts_before_sending() {
 async fn random_faults_are_ridden_out() {
     let server = start_server().await;
     let faults = server.faults();
-    faults.set_rates(FaultRates::new(0.1, 0.1, 0.0));
+    faults.set_rates(
+        FaultRates::default()
+            .with_unavailable(0.1)
+            .with_dropped(0.1),
+    );
     let client = client_for(&server).max_retries(10).build().unwrap();
     let mut calls = Vec::new();
     for i in 0..20 {

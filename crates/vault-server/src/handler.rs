@@ -10,7 +10,7 @@ use hyper::{Request, Response, StatusCode, Version};
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
-use vault_api::wire::{self, SecretString};
+use vault_api::wire;
 use vault_api::KeyService;
 
 use crate::body::{read_body, BodyError, RequestBody};
@@ -190,11 +190,9 @@ impl App {
             .decrypt_data_key(&keys)
             .await
             .map_err(reply::service_error)?;
-        let response = wire::DecryptDataKeyResponse {
-            data_key: SecretString::from(data_key.secret_base64()),
-            id: data_key.id().to_owned(),
-        };
-        Ok(reply::to_json(&response))
+        Ok(reply::to_json(&wire::DecryptDataKeyResponse::from(
+            &data_key,
+        )))
     }
 
     async fn rekey(&self, body: &[u8]) -> Result<Response<Body>, Reject> {

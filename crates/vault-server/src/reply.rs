@@ -7,7 +7,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use vault_api::wire::{self, SecretString};
+use vault_api::wire;
 use vault_api::{DataKeyPair, ErrorKind};
 
 /// The body type of every answer.
@@ -88,14 +88,7 @@ pub(crate) fn service_error(error: vault_api::Error) -> Reject {
 }
 
 pub(crate) fn pair_response(pair: DataKeyPair) -> Response<Body> {
-    let encrypted_keys = pair.encrypted_keys_base64();
-    let response = wire::DataKeyResponse {
-        data_key: SecretString::from(pair.data_key.secret_base64()),
-        id: pair.id().to_owned(),
-        context: pair.context,
-        encrypted_keys,
-    };
-    to_json(&response)
+    to_json(&wire::DataKeyResponse::from(pair))
 }
 
 pub(crate) fn to_json<T: Serialize>(body: &T) -> Response<Body> {
