@@ -65,17 +65,23 @@ impl Input {
     fn read_error(name: &str, error: std::io::Error) -> Failure {
         Failure::input(format!("cannot read {name}: {error}"))
     }
+
+    /// Reads the rest of the input, appending to `buf`.
+    fn read_to_end(self, buf: &mut Vec<u8>) -> Result<(), Failure> {
+        let (mut reader, bar, name) = self.reader();
+        reader
+            .read_to_end(buf)
+            .map_err(|e| Input::read_error(&name, e))?;
+        bar.inspect(indicatif::ProgressBar::finish_and_clear);
+        Ok(())
+    }
 }
 
 /// Reads all of FILE, or stdin when FILE is absent or `-`.
 pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>, Failure> {
     let input = Input::open(path)?;
     let mut out = Vec::with_capacity(input.len.unwrap_or(0) as usize);
-    let (mut reader, bar, name) = input.reader();
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| Input::read_error(&name, e))?;
-    bar.inspect(indicatif::ProgressBar::finish_and_clear);
+    input.read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -97,11 +103,7 @@ pub fn read_plaintext(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure
     let len = input.len.unwrap_or(0) as usize;
     let mut buf = Zeroizing::new(Vec::with_capacity(HEAD_ROOM + len + TAG_LEN));
     buf.resize(HEAD_ROOM, 0);
-    let (mut reader, bar, name) = input.reader();
-    reader
-        .read_to_end(&mut buf)
-        .map_err(|e| Input::read_error(&name, e))?;
-    bar.inspect(indicatif::ProgressBar::finish_and_clear);
+    input.read_to_end(&mut buf)?;
     Ok(buf)
 }
 

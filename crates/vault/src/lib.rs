@@ -161,10 +161,7 @@ impl Vault {
         aad: Option<&[u8]>,
     ) -> Result<String, Error> {
         let plaintext = plaintext.as_ref();
-        let pair = self
-            .service()
-            .data_key_for_message(context, plaintext.len() as u64)
-            .await?;
+        let pair = self.data_key_for(context, plaintext.len()).await?;
         let text = vault_crypto::seal_to_base64(
             &pair.data_key,
             self.layout,
@@ -172,14 +169,7 @@ impl Vault {
             plaintext,
             aad.unwrap_or_default(),
         )?;
-        // Ids, sizes and the layout only: never the key or the plaintext.
-        tracing::debug!(
-            data_key_id = pair.data_key.id(),
-            layout = %self.layout,
-            plaintext_len = plaintext.len(),
-            aad = aad.is_some(),
-            "vault encrypted a message"
-        );
+        self.trace_encrypted(&pair, plaintext.len(), aad);
         Ok(text)
     }
 
@@ -217,10 +207,7 @@ impl Vault {
         aad: Option<&[u8]>,
     ) -> Result<usize, Error> {
         let plaintext_len = buf.len().saturating_sub(offset);
-        let pair = self
-            .service()
-            .data_key_for_message(context, plaintext_len as u64)
-            .await?;
+        let pair = self.data_key_for(context, plaintext_len).await?;
         let start = vault_crypto::seal_in_place(
             &pair.data_key,
             self.layout,
@@ -229,14 +216,31 @@ impl Vault {
             offset,
             aad.unwrap_or_default(),
         )?;
+        self.trace_encrypted(&pair, plaintext_len, aad);
+        Ok(start)
+    }
+
+    /// The data key for one message of `plaintext_len` bytes.
+    async fn data_key_for(
+        &self,
+        context: &KeyContext,
+        plaintext_len: usize,
+    ) -> Result<DataKeyPair, Error> {
+        Ok(self
+            .service()
+            .data_key_for_message(context, plaintext_len as u64)
+            .await?)
+    }
+
+    /// Ids, sizes and the layout only: never the key or the plaintext.
+    fn trace_encrypted(&self, pair: &DataKeyPair, plaintext_len: usize, aad: Option<&[u8]>) {
         tracing::debug!(
             data_key_id = pair.data_key.id(),
             layout = %self.layout,
             plaintext_len,
             aad = aad.is_some(),
-            "vault encrypted a message in place"
+            "vault encrypted a message"
         );
-        Ok(start)
     }
 
     /// [`Vault::encrypt`] for text.
