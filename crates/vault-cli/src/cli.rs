@@ -200,7 +200,10 @@ fn encrypt(
     let vault = Vault::from_env()?.with_layout(layout);
     let aad = aad.as_deref().map(str::as_bytes);
     let start = runtime()?.block_on(vault.encrypt_in_place(&mut buf, HEAD_ROOM, context, aad))?;
-    write_base64_line(&buf[start..])
+    // Sealed in place, the buffer holds no plaintext any more: it is freed
+    // without the wiping pass a plaintext needs (a failed seal wipes it).
+    let sealed = std::mem::take(&mut *buf);
+    write_base64_line(&sealed[start..])
 }
 
 fn decrypt(
