@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's automation, one module per command.
 
 mod bench;
+mod bench_big;
 mod ci;
 mod compat;
 mod compat_install;
