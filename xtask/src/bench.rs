@@ -535,9 +535,7 @@ fn table(summary: &[Value]) -> String {
             "| {} | {} | {} | {met} | {} | {baseline} | {} |\n",
             m["name"].as_str().unwrap_or("?"),
             ratio.map(|r| format!("{}x", number(r))).unwrap_or_default(),
-            target
-                .map(|t| format!(">= {}x", number(t)))
-                .unwrap_or_default(),
+            target.map(target_text).unwrap_or_default(),
             m["ours"].as_f64().map(number).unwrap_or_default(),
             m["unit"].as_str().unwrap_or(""),
         ));
