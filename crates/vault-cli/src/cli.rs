@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use vault::{wire, DataKey, KeyContext, Layout, LocalKeyService, Vault, HEAD_ROOM};
+use vault::{wire, DataKey, KeyContext, Layout, LocalKeyService, Sdk, Vault, HEAD_ROOM};
 
 use crate::failure::Failure;
 use crate::io::{
@@ -72,6 +72,11 @@ enum Command {
         /// Layout to write: A12 (default), B, A32 or A-prime.
         #[arg(long, default_value = "A12")]
         layout: Layout,
+        /// Write what this official SDK reads instead: node, go, python,
+        /// ruby, php, kotlin, dotnet, rust, swift, optionally @VERSION
+        /// (go@6, node@7.47).
+        #[arg(long = "for", value_name = "SDK", conflicts_with = "layout")]
+        sdk: Option<Sdk>,
     },
     /// Decrypt a base64 ciphertext from FILE (or stdin); write the plaintext.
     Decrypt {
@@ -154,7 +159,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
             context,
             aad,
             layout,
-        } => encrypt(file, &context.parse()?, aad, layout),
+            sdk,
+        } => encrypt(
+            file,
+            &context.parse()?,
+            aad,
+            sdk.map_or(layout, |s| s.layout()),
+        ),
         Command::Decrypt {
             file,
             aad,

@@ -361,3 +361,30 @@ fn inputs_past_available_memory_are_refused_before_any_output() {
         assert!(output.stdout.is_empty());
     }
 }
+
+#[test]
+fn encrypt_for_an_sdk_writes_the_layout_it_reads() {
+    let env = Env::new();
+    for (sdk, layout) in [
+        ("go", "B"),
+        ("go@6", "A12"),
+        ("rust", "B"),
+        ("dotnet", "A-prime"),
+        ("node@7.47.0", "A32"),
+        ("python", "A12"),
+    ] {
+        let ciphertext = env.ok(&["encrypt", "-c", "org=o", "--for", sdk], b"neighbour");
+        let info = json(env.ok(&["inspect"], &ciphertext));
+        assert_eq!(info["layout"], layout, "--for {sdk}");
+        assert_eq!(env.ok(&["decrypt"], &ciphertext), b"neighbour");
+    }
+    for args in [
+        &["encrypt", "-c", "org=o", "--for", "cobol"][..],
+        &["encrypt", "-c", "org=o", "--for", "node@7.10"][..],
+        &["encrypt", "-c", "org=o", "--for", "go", "--layout", "A12"][..],
+    ] {
+        let output = env.run(args, b"x");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty());
+    }
+}

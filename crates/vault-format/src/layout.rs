@@ -8,14 +8,16 @@ pub const TAG_LEN: usize = 16;
 /// writes which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Layout {
-    /// `iv[12] tag[16] L keys ct`: Node >= 7.53, Python, Ruby, PHP, Java,
-    /// Go 4.42-6.x. The default for writing.
+    /// `iv[12] tag[16] L keys ct`: Node >= 7.50.1, Python, Ruby, PHP,
+    /// Kotlin/Java, Go 4.42-6.x. The default for writing.
     #[default]
     A12,
-    /// `iv[32] tag[16] L keys ct`: Node <= 7.47 and Go 4.35-4.41, and the
-    /// public API reference's decrypt example.
+    /// `iv[32] tag[16] L keys ct`: Node 7.42.0-7.50.0 and Go 4.35-4.41, and
+    /// the public API reference's decrypt example. No current release reads
+    /// it (Go 4.42-6.x only with a 32-byte nonce option).
     A32,
-    /// `L keys nonce[12] ct tag[16]`: Go >= 7, the official Rust crate, iOS.
+    /// `L keys nonce[12] ct tag[16]`: Go >= 7, the official Rust crate,
+    /// Swift (workos-ios).
     B,
     /// A12 framing whose keys region holds the base64 *text* of the
     /// encrypted keys: the .NET SDK.

@@ -88,7 +88,7 @@ pub use vault_api::{
     KeyService, ReusePolicy,
 };
 pub use vault_crypto::{MAX_PLAINTEXT_LEN, TAG_LEN};
-pub use vault_format::{b64, Layout};
+pub use vault_format::{b64, Layout, Sdk, UnknownSdk};
 
 /// Room [`Vault::encrypt_in_place`] wants before the plaintext: the
 /// envelope's head (IV, tag and the key service's blob, which is a few
@@ -150,6 +150,12 @@ impl Vault {
     pub fn with_layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
         self
+    }
+
+    /// This vault, writing the layout `sdk` reads; see
+    /// [`VaultBuilder::for_sdk`].
+    pub fn for_sdk(self, sdk: Sdk) -> Self {
+        self.with_layout(sdk.layout())
     }
 
     /// Encrypts `plaintext` under a fresh data key for `context`, binding
@@ -457,12 +463,29 @@ impl VaultBuilder {
         self
     }
 
-    /// The layout `encrypt` writes: A12 (default, read by every current
-    /// SDK), B (Go >= 7, the official Rust crate), A32 or A-prime (for
-    /// migration tests only).
+    /// The layout `encrypt` writes: A12 (the default: Node, Python, Ruby,
+    /// PHP, Kotlin/Java and Go 4.42-6.x read it), B (Go >= 7, the official
+    /// Rust crate, Swift), A-prime (.NET) or A32 (Node 7.42.0-7.50.0 only).
+    /// [`VaultBuilder::for_sdk`] picks it by the SDK that will read.
     pub fn layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
         self
+    }
+
+    /// Writes the layout that `sdk` reads, for data an official SDK will
+    /// decrypt: no SDK reads more than one layout.
+    ///
+    /// ```
+    /// use vault::{Layout, LocalKeyService, Vault};
+    /// let vault = Vault::builder()
+    ///     .key_service(LocalKeyService::ephemeral())
+    ///     .for_sdk("go".parse()?) // Go >= 7 reads layout B only
+    ///     .build()?;
+    /// assert_eq!(vault.layout(), Layout::B);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_sdk(self, sdk: Sdk) -> Self {
+        self.layout(sdk.layout())
     }
 
     /// Puts a [`CachingKeyService`] in front of the key service. See its
