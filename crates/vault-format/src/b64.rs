@@ -40,7 +40,7 @@ fn fast_encode(bytes: &[u8], out: &mut [u8]) {
 /// test compares them).
 fn fast_decode(text: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
-    let engine = if text.len() % 4 == 0 {
+    let engine = if text.len().is_multiple_of(4) {
         &base64_simd::STANDARD
     } else {
         &base64_simd::STANDARD_NO_PAD
