@@ -365,7 +365,7 @@ fn cache(quick: bool) -> Result<String, Failure> {
                     "no cache",
                 )
                 .with_ratio(median(&ratios))
-                .target(20.0),
+                .target(30.0),
                 Measurement::lower(
                     &format!("{name}, key-service calls"),
                     "calls",
