@@ -150,8 +150,9 @@ impl TransitKeyService {
         let key = &self.inner.key;
         let error = match self.post::<IgnoredAny>(Op::Decrypt, &path, body).await {
             Err(error) if error.status() != Some(400) => return Err(error),
-            Err(error) if error.message().contains("context") => return Ok(()),
-            Err(error) if error.message().contains("not found") => format!(
+            // Transit's own texts, quoted after this crate's message.
+            Err(error) if error.message().contains("missing 'context'") => return Ok(()),
+            Err(error) if error.message().contains("key not found") => format!(
                 "the Transit key {key:?} does not exist in {}/; create it with \
                  `bao write -f {}/keys/{key} derived=true`",
                 self.mount(),
