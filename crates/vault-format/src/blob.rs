@@ -15,6 +15,14 @@ pub const WORKOS_MAGIC: &[u8; 11] = b"WOS.EKM.v1\0";
 /// keys, which only the local key service reads.
 pub const LOCAL_MAGIC: &[u8; 11] = b"VRS.LKS.v1\0";
 
+/// Magic that opens every blob of this project's Transit key service
+/// (`vault-transit`, over OpenBao or HashiCorp Vault).
+///
+/// After it come the data key id (36 ASCII characters), the Transit key
+/// version (`u32`, big-endian) and the rest, which only the Transit key
+/// service reads: the same header shape as [`LOCAL_MAGIC`]'s.
+pub const TRANSIT_MAGIC: &[u8; 11] = b"VRS.TKS.v1\0";
+
 /// Length of a data key id: a UUID in its 36-character text form.
 pub const ID_LEN: usize = 36;
 
@@ -45,6 +53,17 @@ pub enum KeyBlob<'a> {
         /// The wrapped keys, opaque.
         rest: &'a [u8],
     },
+    /// A blob written by this project's Transit key service.
+    Transit {
+        /// Format version from the magic, `"v1"` today.
+        version: &'a str,
+        /// The data key id.
+        data_key_id: &'a str,
+        /// Which version of the Transit key wrapped the data key.
+        key_version: u32,
+        /// The key name, context and Transit ciphertext, opaque.
+        rest: &'a [u8],
+    },
     /// A blob of any other key service.
     Unknown(&'a [u8]),
 }
@@ -70,14 +89,25 @@ impl<'a> KeyBlob<'a> {
                 };
             }
         }
+        if let Some((data_key_id, rest)) = header(bytes, TRANSIT_MAGIC) {
+            if let Some((version, rest)) = rest.split_first_chunk::<4>() {
+                return KeyBlob::Transit {
+                    version: "v1",
+                    data_key_id,
+                    key_version: u32::from_be_bytes(*version),
+                    rest,
+                };
+            }
+        }
         KeyBlob::Unknown(bytes)
     }
 
-    /// `"workos"`, `"local"` or `"unknown"`.
+    /// `"workos"`, `"local"`, `"transit"` or `"unknown"`.
     pub fn kind(&self) -> &'static str {
         match self {
             KeyBlob::WorkOs { .. } => "workos",
             KeyBlob::Local { .. } => "local",
+            KeyBlob::Transit { .. } => "transit",
             KeyBlob::Unknown(_) => "unknown",
         }
     }
@@ -85,7 +115,9 @@ impl<'a> KeyBlob<'a> {
     /// The blob's format version, when it is a known kind.
     pub fn version(&self) -> Option<&'a str> {
         match *self {
-            KeyBlob::WorkOs { version, .. } | KeyBlob::Local { version, .. } => Some(version),
+            KeyBlob::WorkOs { version, .. }
+            | KeyBlob::Local { version, .. }
+            | KeyBlob::Transit { version, .. } => Some(version),
             KeyBlob::Unknown(_) => None,
         }
     }
@@ -93,9 +125,9 @@ impl<'a> KeyBlob<'a> {
     /// The data key id, when the blob is of a known kind.
     pub fn data_key_id(&self) -> Option<&'a str> {
         match *self {
-            KeyBlob::WorkOs { data_key_id, .. } | KeyBlob::Local { data_key_id, .. } => {
-                Some(data_key_id)
-            }
+            KeyBlob::WorkOs { data_key_id, .. }
+            | KeyBlob::Local { data_key_id, .. }
+            | KeyBlob::Transit { data_key_id, .. } => Some(data_key_id),
             KeyBlob::Unknown(_) => None,
         }
     }
@@ -159,6 +191,31 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn transit_blob() {
+        let blob = [
+            TRANSIT_MAGIC.as_slice(),
+            ID.as_bytes(),
+            &3u32.to_be_bytes(),
+            b"vault:v3:x",
+        ]
+        .concat();
+        let parsed = KeyBlob::parse(&blob);
+        assert_eq!(parsed.kind(), "transit");
+        assert_eq!(parsed.data_key_id(), Some(ID));
+        assert_eq!(parsed.version(), Some("v1"));
+        assert!(matches!(
+            parsed,
+            KeyBlob::Transit {
+                key_version: 3,
+                rest: b"vault:v3:x",
+                ..
+            }
+        ));
+        let no_version = [TRANSIT_MAGIC.as_slice(), ID.as_bytes(), b"\0"].concat();
+        assert_eq!(KeyBlob::parse(&no_version).kind(), "unknown");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use base64::Engine;
 
-use crate::blob::{KeyBlob, LOCAL_MAGIC, WORKOS_MAGIC};
+use crate::blob::{KeyBlob, LOCAL_MAGIC, TRANSIT_MAGIC, WORKOS_MAGIC};
 use crate::layout::TAG_LEN;
 use crate::leb128::{self, ReadError};
 use crate::{b64, Error, Layout};
@@ -433,7 +433,9 @@ fn take_keys(
 fn magic_hint(bytes: &[u8]) -> Option<Layout> {
     let window = &bytes[..bytes.len().min(64)];
     let find = |needle: &[u8]| window.windows(needle.len()).position(|w| w == needle);
-    let raw = find(WORKOS_MAGIC).or_else(|| find(LOCAL_MAGIC));
+    let raw = find(WORKOS_MAGIC)
+        .or_else(|| find(LOCAL_MAGIC))
+        .or_else(|| find(TRANSIT_MAGIC));
     if let Some(position) = raw {
         return match position {
             1..=28 => Some(Layout::B),
@@ -443,7 +445,9 @@ fn magic_hint(bytes: &[u8]) -> Option<Layout> {
         };
     }
     // Base64 text of the first 9 bytes of each magic.
-    let text = find(b"V09TLkVLT").or_else(|| find(b"VlJTLkxLU"));
+    let text = find(b"V09TLkVLT")
+        .or_else(|| find(b"VlJTLkxLU"))
+        .or_else(|| find(b"VlJTLlRLU"));
     text.filter(|p| (29..=48).contains(p))
         .map(|_| Layout::APrime)
 }

@@ -63,7 +63,7 @@ mod layout;
 mod leb128;
 mod sdk;
 
-pub use blob::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+pub use blob::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, TRANSIT_MAGIC, WORKOS_MAGIC};
 pub use envelope::{Envelope, Frame, KeysPrefix};
 pub use error::Error;
 pub use layout::{Layout, UnknownLayout, TAG_LEN};

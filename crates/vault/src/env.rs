@@ -19,6 +19,10 @@ pub(crate) fn key_service_from_env() -> Result<Arc<dyn KeyService>, Error> {
     let api_key = std::env::var(API_KEY_VAR)
         .ok()
         .filter(|key| !key.trim().is_empty());
+    #[cfg(feature = "transit")]
+    if let Some(service) = transit_service(api_key.is_some())? {
+        return Ok(service);
+    }
     match api_key {
         Some(api_key) => http_service(api_key),
         None => {
@@ -27,6 +31,29 @@ pub(crate) fn key_service_from_env() -> Result<Arc<dyn KeyService>, Error> {
             Ok(Arc::new(LocalKeyService::open(&path)?))
         }
     }
+}
+
+/// The Transit key service when `VAULT_TRANSIT_KEY` is set (never with
+/// `WORKOS_API_KEY`: which one wraps would be a guess).
+#[cfg(feature = "transit")]
+fn transit_service(workos_too: bool) -> Result<Option<Arc<dyn KeyService>>, Error> {
+    let Some(builder) = vault_transit::TransitKeyServiceBuilder::from_env()? else {
+        return Ok(None);
+    };
+    if workos_too {
+        return Err(Error::Config(format!(
+            "both {API_KEY_VAR} and {} are set; unset one to choose WorkOS or Transit",
+            vault_transit::KEY_VAR
+        )));
+    }
+    let service = builder.build()?;
+    tracing::info!(
+        backend = "transit",
+        address = service.address(),
+        key = service.key_name(),
+        "vault key service chosen"
+    );
+    Ok(Some(Arc::new(service)))
 }
 
 #[cfg(feature = "http")]

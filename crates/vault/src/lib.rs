@@ -95,6 +95,8 @@ pub use vault_format::{b64, Layout, Sdk, UnknownSdk};
 /// hundred bytes for WorkOS and the local key service) fits in it.
 pub const HEAD_ROOM: usize = 4096;
 pub use vault_local::{Keyring, LocalKeyService};
+#[cfg(feature = "transit")]
+pub use vault_transit::{TransitKeyService, TransitKeyServiceBuilder};
 
 /// Encrypts and decrypts through a key service. Cheap to clone: clones
 /// share the key service.
