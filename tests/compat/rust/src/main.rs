@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
 use workos::vault::{CreateDataKeyParams, CreateDecryptParams, CreateRekeyParams};
-use workos::{Client, CreateDataKeyRequest, DecryptRequest, RekeyRequest};
+use workos::{Client, CreateDataKeyRequest, CreateDataKeyResponse, DecryptRequest, RekeyRequest};
 
 /// A malformed request: the test is wrong, not the SDK or the server.
 struct Usage(String);
@@ -112,14 +112,10 @@ async fn run_single(client: &Client, name: &str, op: &Map<String, Value>) -> OpR
         "create_data_key" => {
             let context = context(op, name)?;
             let params = CreateDataKeyParams::new(CreateDataKeyRequest { context });
-            vault.create_data_key(params).await.map(|r| {
-                data_key_pair(
-                    r.context,
-                    r.data_key.expose(),
-                    r.encrypted_keys.expose(),
-                    &r.id,
-                )
-            })
+            vault
+                .create_data_key(params)
+                .await
+                .map(|r| data_key_pair(&r))
         }
         "decrypt_data_key" => {
             let keys = string(op, name, "keys")?.to_owned();
@@ -136,14 +132,7 @@ async fn run_single(client: &Client, name: &str, op: &Map<String, Value>) -> OpR
                 context,
                 encrypted_keys,
             });
-            vault.create_rekey(params).await.map(|r| {
-                data_key_pair(
-                    r.context,
-                    r.data_key.expose(),
-                    r.encrypted_keys.expose(),
-                    &r.id,
-                )
-            })
+            vault.create_rekey(params).await.map(|r| data_key_pair(&r))
         }
         "encrypt" => {
             let context = context(op, name)?;
@@ -167,17 +156,12 @@ async fn run_single(client: &Client, name: &str, op: &Map<String, Value>) -> OpR
     Ok(result.unwrap_or_else(|e| describe_error(&e)))
 }
 
-fn data_key_pair(
-    context: HashMap<String, String>,
-    data_key: &str,
-    encrypted_keys: &str,
-    id: &str,
-) -> Value {
+fn data_key_pair(pair: &CreateDataKeyResponse) -> Value {
     json!({
-        "context": context,
-        "data_key": data_key,
-        "encrypted_keys": encrypted_keys,
-        "id": id,
+        "context": pair.context,
+        "data_key": pair.data_key.expose(),
+        "encrypted_keys": pair.encrypted_keys.expose(),
+        "id": pair.id,
     })
 }
 
