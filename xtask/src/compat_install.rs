@@ -1,23 +1,31 @@
 //! Installs the pinned peer SDKs that the cross-SDK compatibility tests drive
 //! (see `tests/compat/README.md`):
 //!
-//! - `tests/compat/node11` and `tests/compat/node8`: `npm ci` from the
+//! - `tests/compat/node11`, `node8` and `node7`: `npm ci` from the
 //!   committed `package-lock.json` into each folder's `node_modules/`;
 //! - `tests/compat/pydeps`: `pip install --target` from
-//!   `tests/compat/python/requirements.txt`.
+//!   `tests/compat/python/requirements.txt`;
+//! - the driver for the official Rust crate (`install_rust_driver`):
+//!   `cargo build --release --locked` of `tests/compat/rust`, a project
+//!   outside the workspace with its own `Cargo.lock`, into
+//!   `<target dir>/compat-rust`.
 //!
 //! Each step is skipped when a stamp file written by the last successful
 //! install still matches its inputs, so running it before every test run is
-//! cheap. Only std is used. The interpreter defaults to `python3` and can be
-//! overridden with `VAULT_COMPAT_PYTHON`.
+//! cheap, and needs no network once it has run. Only std is used. The
+//! interpreter defaults to `python3` and can be overridden with
+//! `VAULT_COMPAT_PYTHON`.
 
 use std::fs;
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The Node SDK folders under `tests/compat/`, one pinned version each.
-const NODE_FOLDERS: &[&str] = &["node11", "node8"];
+const NODE_FOLDERS: &[&str] = &["node11", "node8", "node7"];
+
+/// The Rust driver's package (and binary) name in `tests/compat/rust`.
+const RUST_DRIVER: &str = "vault-compat-rust";
 
 /// Name of the stamp file kept inside each install target.
 const STAMP: &str = ".vault-compat-stamp";
@@ -107,6 +115,73 @@ fn install_python(compat: &Path) -> Result<(), String> {
     write_stamp(&stamp_path, &stamp)
 }
 
+/// Builds the Rust crate's driver unless the binary and its stamp (a hash of
+/// the manifest, lockfile and source, and the cargo version) are current;
+/// returns the binary's path.
+pub fn install_rust_driver(root: &Path) -> Result<PathBuf, String> {
+    let project = root.join("tests").join("compat").join("rust");
+    let target = rust_target_dir(root);
+    let binary = target
+        .join("release")
+        .join(format!("{RUST_DRIVER}{}", std::env::consts::EXE_SUFFIX));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let version = probe(
+        Command::new(&cargo).arg("--version"),
+        "cargo",
+        "run this through `cargo xtask`",
+    )?;
+    let stamp = rust_stamp(&project, version.trim())?;
+    let stamp_path = target.join(STAMP);
+    if binary.is_file() && stamp_matches(&stamp_path, &stamp) {
+        eprintln!("compat: {} is up to date", binary.display());
+        return Ok(binary);
+    }
+    let mut build = Command::new(&cargo);
+    build
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(project.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(&project);
+    crate::util::run(build)?;
+    write_stamp(&stamp_path, &stamp)?;
+    Ok(binary)
+}
+
+/// `compat-rust` inside the workspace's target directory (`CARGO_TARGET_DIR`,
+/// relative to `root` when relative, else `root/target`), so that the shared
+/// target directory of several checkouts also shares this build.
+fn rust_target_dir(root: &Path) -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    base.join("compat-rust")
+}
+
+/// The stamp of the Rust driver: its manifest, lockfile and source files,
+/// and the cargo that builds it.
+fn rust_stamp(project: &Path, cargo_version: &str) -> Result<String, String> {
+    let mut parts = vec![
+        read(&project.join("Cargo.toml"))?,
+        read(&project.join("Cargo.lock"))?,
+    ];
+    let src = project.join("src");
+    let mut sources: Vec<PathBuf> = fs::read_dir(&src)
+        .map_err(|e| format!("cannot list {}: {e}", src.display()))?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot list {}: {e}", src.display()))?;
+    sources.sort();
+    for source in &sources {
+        parts.push(read(source)?);
+    }
+    let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(format!(
+        "fnv1a64 {:016x}\n{cargo_version}\n",
+        fnv1a64(&parts)
+    ))
+}
+
 /// `major.minor.patch` of `python`; fails clearly when it is missing or too old.
 fn python_version(python: &str) -> Result<String, String> {
     let output = probe(
@@ -175,7 +250,6 @@ fn fnv1a64(parts: &[&[u8]]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -219,6 +293,27 @@ mod tests {
         let second = node_stamp(&dir).unwrap();
         assert_ne!(first, second);
         assert!(!stamp_matches(&stamp_path, &second));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rust_stamp_follows_manifest_lockfile_source_and_cargo() {
+        let dir = scratch("rust");
+        fs::create_dir_all(dir.join("src")).unwrap();
+        fs::write(dir.join("Cargo.toml"), "[package]").unwrap();
+        fs::write(dir.join("src").join("main.rs"), "fn main() {}").unwrap();
+        assert!(rust_stamp(&dir, "cargo 1")
+            .unwrap_err()
+            .contains("Cargo.lock"));
+        fs::write(dir.join("Cargo.lock"), "version = 4").unwrap();
+        let first = rust_stamp(&dir, "cargo 1").unwrap();
+        assert_eq!(first, rust_stamp(&dir, "cargo 1").unwrap());
+        assert_ne!(first, rust_stamp(&dir, "cargo 2").unwrap());
+        fs::write(dir.join("src").join("main.rs"), "fn main() { }").unwrap();
+        let edited = rust_stamp(&dir, "cargo 1").unwrap();
+        assert_ne!(first, edited);
+        fs::write(dir.join("src").join("extra.rs"), "").unwrap();
+        assert_ne!(edited, rust_stamp(&dir, "cargo 1").unwrap());
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,7 +1,7 @@
 // Cross-SDK compatibility driver for the official WorkOS Node SDK.
 //
-// Usage: node tests/compat/node/driver.mjs <node11|node8>  < request.json
-//   (or set COMPAT_NODE_SDK=node11|node8 instead of the argument)
+// Usage: node tests/compat/node/driver.mjs <node11|node8|node7>  < request.json
+//   (or set COMPAT_NODE_SDK=node11|node8|node7 instead of the argument)
 //
 // Reads ONE JSON request object on stdin and writes ONE JSON object on stdout.
 // The SDK is loaded from tests/compat/<version>/node_modules (installed with
@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const VERSIONS = ['node11', 'node8'];
+const VERSIONS = ['node11', 'node8', 'node7'];
 
 class UsageError extends Error {}
 
@@ -35,11 +35,32 @@ function loadSdk(version) {
   let pkg;
   try {
     sdk = require('@workos-inc/node');
-    pkg = require('@workos-inc/node/package.json');
+    // 7.x's "exports" map hides package.json from require(), so read it.
+    pkg = JSON.parse(readFileSync(join(folder, 'node_modules', '@workos-inc', 'node', 'package.json'), 'utf8'));
   } catch (e) {
     die(`cannot load @workos-inc/node from ${folder}: ${e.message} (run \`npm ci\` there)`);
   }
   return { WorkOS: sdk.WorkOS, sdkVersion: pkg.version };
+}
+
+// [major, minor] of an SDK version string.
+function majorMinor(sdkVersion) {
+  const [major, minor] = sdkVersion.split('.').map(Number);
+  return [major, minor];
+}
+
+// `maxRetries` is a constructor option from 10.8.0; older versions (7.x,
+// 8.x) only have the HttpClient's MAX_RETRY_ATTEMPTS field.
+function hasMaxRetriesOption(sdkVersion) {
+  const [major, minor] = majorMinor(sdkVersion);
+  return major > 10 || (major === 10 && minor >= 8);
+}
+
+// vault.encrypt/decrypt take associated data from 7.50.0; 7.42-7.49 have
+// `encrypt(data, context)` and `decrypt(encryptedData)` only.
+function takesAad(sdkVersion) {
+  const [major, minor] = majorMinor(sdkVersion);
+  return major > 7 || (major === 7 && minor >= 50);
 }
 
 function makeClient(WorkOS, sdkVersion, request) {
@@ -56,11 +77,13 @@ function makeClient(WorkOS, sdkVersion, request) {
   // Retries are off by default so failures are deterministic and fast;
   // pass "max_retries": null for the SDK's default, or a number.
   const maxRetries = request.max_retries === undefined ? 0 : request.max_retries;
-  if (maxRetries !== null && !sdkVersion.startsWith('8.')) options.maxRetries = maxRetries;
+  const option = hasMaxRetriesOption(sdkVersion);
+  if (maxRetries !== null && option) options.maxRetries = maxRetries;
   const workos = new WorkOS(request.api_key, options);
-  if (maxRetries !== null && sdkVersion.startsWith('8.')) {
-    // 8.x has no maxRetries option; its HttpClient retries /vault/ paths
-    // (408, 500, 502, 504, network errors) up to MAX_RETRY_ATTEMPTS times.
+  if (maxRetries !== null && !option) {
+    // 8.x retries /vault/ paths (408, 500, 502, 504, network errors) up to
+    // MAX_RETRY_ATTEMPTS times; 7.x retries only /fga/ paths, so the field
+    // changes nothing for vault calls there.
     workos.client.MAX_RETRY_ATTEMPTS = maxRetries;
   }
   return workos;
@@ -87,7 +110,7 @@ function requireObject(op, name) {
 }
 
 function dataKeyPair(result) {
-  // 8.x and 11.x both return { context, dataKey: { key, id }, encryptedKeys }.
+  // 7.x, 8.x and 11.x all return { context, dataKey: { key, id }, encryptedKeys }.
   return {
     context: result.context,
     data_key: result.dataKey.key,
@@ -108,7 +131,15 @@ function describeError(e) {
   return out;
 }
 
-async function runOp(workos, op) {
+// A non-empty AAD for an SDK whose encrypt/decrypt take none is reported,
+// not dropped: the SDK would ignore the extra argument silently. `""` is the
+// same as no AAD in AES-GCM, so it passes.
+function unsupportedAad(sdkVersion, aad) {
+  if (!aad || takesAad(sdkVersion)) return null;
+  return { error: `@workos-inc/node ${sdkVersion} takes no associated data`, error_type: 'Unsupported' };
+}
+
+async function runOp(workos, sdkVersion, op) {
   if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new UsageError('each op must be an object');
   const vault = workos.vault;
   // Validate arguments before calling the SDK so usage errors are not reported as SDK errors.
@@ -140,11 +171,15 @@ async function runOp(workos, op) {
       const context = requireObject(op, 'context');
       const plaintext = requireString(op, 'plaintext');
       const aad = optionalString(op, 'aad');
+      const unsupported = unsupportedAad(sdkVersion, aad);
+      if (unsupported) return unsupported;
       return call(async () => ({ ciphertext: await vault.encrypt(plaintext, context, aad) }));
     }
     case 'decrypt': {
       const ciphertext = requireString(op, 'ciphertext');
       const aad = optionalString(op, 'aad');
+      const unsupported = unsupportedAad(sdkVersion, aad);
+      if (unsupported) return unsupported;
       return call(async () => ({ plaintext: await vault.decrypt(ciphertext, aad) }));
     }
     case 'batch': {
@@ -152,7 +187,7 @@ async function runOp(workos, op) {
       const results = [];
       for (const inner of op.ops) {
         if (inner && inner.op === 'batch') throw new UsageError('batch: nested batch is not allowed');
-        results.push(await runOp(workos, inner));
+        results.push(await runOp(workos, sdkVersion, inner));
       }
       return { results };
     }
@@ -181,7 +216,7 @@ async function main() {
   let output;
   try {
     const workos = makeClient(WorkOS, sdkVersion, request);
-    output = await runOp(workos, request);
+    output = await runOp(workos, sdkVersion, request);
   } catch (e) {
     if (e instanceof UsageError) die(e.message);
     throw e;
