@@ -281,3 +281,7 @@ impl Drop for CannedServer {
         self.task.abort();
     }
 }
+
+pub mod capture;
+pub mod pki;
+pub mod tinyproxy;

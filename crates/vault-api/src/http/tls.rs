@@ -83,17 +83,17 @@ fn root_store(bundle: &CaBundle) -> Result<RootCertStore, Error> {
 pub(super) fn refused_certificate(error: &(dyn StdError + 'static)) -> Option<String> {
     let mut next = Some(error);
     while let Some(current) = next {
-        // io::Error hides its payload from source(): look inside too.
-        let inner = current
+        if let Some(rustls::Error::InvalidCertificate(reason)) = current.downcast_ref() {
+            return Some(describe(reason));
+        }
+        // io::Error's source() skips its payload: step into it instead.
+        next = match current
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
-            .map(|e| e as &(dyn StdError + 'static));
-        for candidate in [Some(current), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(reason)) = candidate.downcast_ref() {
-                return Some(describe(reason));
-            }
-        }
-        next = current.source();
+        {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => current.source(),
+        };
     }
     None
 }
