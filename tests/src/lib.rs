@@ -283,5 +283,6 @@ impl Drop for CannedServer {
 }
 
 pub mod capture;
+pub mod child;
 pub mod pki;
 pub mod tinyproxy;

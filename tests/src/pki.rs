@@ -1,6 +1,12 @@
 //! Certificate authorities made by the tests (rcgen on *ring*): a CA and
 //! the server certificates it signs, valid, expired or for another host.
 
+use vault_api::transport::Proxies;
+use vault_api::HttpKeyService;
+use vault_server::{Server, ServerConfig, TlsConfig};
+
+use crate::capture::LogBuffer;
+use crate::{client_for, start_server_with};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -67,4 +73,23 @@ impl TestCa {
             key_pem: key.serialize_pem(),
         }
     }
+}
+
+/// A test server over TLS presenting `cert`, logging to the returned
+/// buffer.
+pub async fn tls_server(cert: &ServerCert) -> (Server, LogBuffer) {
+    let tls = TlsConfig::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())
+        .expect("a valid certificate and key");
+    let log = LogBuffer::new();
+    let server = start_server_with(ServerConfig::new().tls(tls).access_log(log.clone())).await;
+    (server, log)
+}
+
+/// A client of `server` trusting `ca_pem`, never through a proxy.
+pub fn trusting(server: &Server, ca_pem: &str) -> HttpKeyService {
+    client_for(server)
+        .root_certificates_pem(ca_pem.as_bytes().to_vec())
+        .proxies(Proxies::none())
+        .build()
+        .expect("a client")
 }

@@ -9,28 +9,10 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use vault_api::transport::Proxies;
 use vault_api::{ErrorKind, HttpKeyService, KeyService};
-use vault_server::{Server, ServerConfig, TlsConfig};
-use vault_tests::capture::LogBuffer;
-use vault_tests::pki::{ServerCert, TestCa, Validity};
-use vault_tests::{client_for, context, start_server_with, API_KEY};
-
-/// A TLS server presenting `cert`, logging to the returned buffer.
-async fn tls_server(cert: &ServerCert) -> (Server, LogBuffer) {
-    let tls = TlsConfig::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())
-        .expect("a valid certificate and key");
-    let log = LogBuffer::new();
-    let server = start_server_with(ServerConfig::new().tls(tls).access_log(log.clone())).await;
-    (server, log)
-}
-
-/// A client of `server` trusting `ca_pem`, never through a proxy.
-fn trusting(server: &Server, ca_pem: &str) -> HttpKeyService {
-    client_for(server)
-        .root_certificates_pem(ca_pem.as_bytes().to_vec())
-        .proxies(Proxies::none())
-        .build()
-        .expect("a client")
-}
+use vault_server::Server;
+use vault_tests::child::rerun_with_env;
+use vault_tests::pki::{tls_server, trusting, ServerCert, TestCa, Validity};
+use vault_tests::{client_for, context, API_KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_round_trips_over_h2_with_a_private_ca() {
@@ -165,21 +147,6 @@ async fn the_default_roots_do_not_trust_a_private_ca() {
         .expect("a client");
     let error = refused(&client).await;
     assert!(error.to_string().contains("SSL_CERT_FILE"), "{error}");
-}
-
-/// Runs this test binary again, for the one test `name`, with `env`.
-fn rerun_with_env(name: &str, env: &[(&str, &str)]) {
-    let output = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([name, "--exact", "--ignored", "--nocapture"])
-        .envs(env.iter().copied())
-        .output()
-        .expect("run the child test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "child test failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,8 +146,8 @@ fn send_error(error: hyper_util::client::legacy::Error) -> TransportError {
     if let Some(reason) = tls::refused_certificate(&error) {
         return TransportError::new(TransportErrorKind::Tls).with_source(reason);
     }
-    if proxy_refused_credentials(&error) {
-        return TransportError::new(TransportErrorKind::ProxyAuth).with_source(error);
+    if let Some(answer) = proxy_refused_credentials(&error) {
+        return TransportError::new(TransportErrorKind::ProxyAuth).with_source(answer);
     }
     let kind = if error.is_connect() {
         TransportErrorKind::Connect
@@ -157,16 +157,16 @@ fn send_error(error: hyper_util::client::legacy::Error) -> TransportError {
     TransportError::new(kind).with_source(error)
 }
 
-/// Whether the proxy answered `407 Proxy Authentication Required`.
-fn proxy_refused_credentials(error: &(dyn std::error::Error + 'static)) -> bool {
+/// What the proxy answered, if it refused the credentials.
+fn proxy_refused_credentials(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut next = Some(error);
     while let Some(current) = next {
-        if current.is::<ProxyAuthRefused>() {
-            return true;
+        if let Some(refused) = current.downcast_ref::<ProxyAuthRefused>() {
+            return Some(refused.to_string());
         }
         next = current.source();
     }
-    false
+    None
 }
 
 /// Reads the whole body, up to [`MAX_RESPONSE_BYTES`].

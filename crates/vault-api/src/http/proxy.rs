@@ -14,7 +14,6 @@ use std::task::{Context, Poll};
 use hyper::header::HeaderValue;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::Uri;
-use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
@@ -189,20 +188,12 @@ impl Service<Uri> for ProxyConnector {
                 return Ok(ProxyStream { io, forward: false });
             };
             if dst.scheme() == Some(&hyper::http::uri::Scheme::HTTPS) {
-                let mut tunnel = Tunnel::new(proxy.uri().clone(), http);
-                if let Some(auth) = proxy.basic_auth() {
-                    tunnel = tunnel.with_auth(auth.clone());
-                }
-                let io = tunnel.call(dst).await.map_err(|error| -> BoxError {
-                    // hyper-util does not export its error type; its
-                    // variant names are its Debug.
-                    if format!("{error:?}") == "ProxyAuthRequired" {
-                        Box::new(ProxyAuthRefused)
-                    } else {
-                        Box::new(error)
-                    }
-                })?;
-                return Ok(ProxyStream { io, forward: false });
+                let io = http.call(proxy.uri().clone()).await?;
+                let stream = tunnel(io.into_inner(), &dst, proxy.basic_auth()).await?;
+                return Ok(ProxyStream {
+                    io: TokioIo::new(stream),
+                    forward: false,
+                });
             }
             let io = http.call(proxy.uri().clone()).await?;
             Ok(ProxyStream { io, forward: true })
@@ -210,15 +201,68 @@ impl Service<Uri> for ProxyConnector {
     }
 }
 
-/// The proxy answered a `CONNECT` with 407: credentials missing or wrong.
+/// The longest proxy answer to a `CONNECT` that is read.
+const MAX_CONNECT_ANSWER: usize = 8192;
+
+/// Asks the proxy on `stream` for a tunnel to `dst`'s host and port,
+/// and reads its answer head: a 2xx opens the tunnel.
+async fn tunnel(
+    mut stream: TcpStream,
+    dst: &Uri,
+    auth: Option<&HeaderValue>,
+) -> Result<TcpStream, BoxError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let host = dst.host().ok_or("the URL has no host")?;
+    let port = dst.port_u16().unwrap_or(443);
+    let target = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").into_bytes();
+    if let Some(auth) = auth {
+        head.extend_from_slice(b"Proxy-Authorization: ");
+        head.extend_from_slice(auth.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    stream.write_all(&head).await?;
+    let mut answer = Vec::with_capacity(512);
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        if answer.len() >= MAX_CONNECT_ANSWER {
+            return Err("the proxy's answer to CONNECT is too long".into());
+        }
+        let mut chunk = [0u8; 512];
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err("the proxy closed the connection before answering CONNECT".into());
+        }
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    let status_line =
+        String::from_utf8_lossy(answer.split(|b| *b == b'\r').next().unwrap_or_default())
+            .into_owned();
+    match status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+    {
+        Some(200..=299) => Ok(stream),
+        // 407 is the proxy's status; tinyproxy answers CONNECT with 401.
+        Some(401 | 407) => Err(Box::new(ProxyAuthRefused(status_line))),
+        _ => Err(format!("the proxy refused CONNECT {target}: {status_line:?}").into()),
+    }
+}
+
+/// The proxy answered a `CONNECT` with 407 (or 401): credentials missing
+/// or wrong. Holds its status line.
 #[derive(Debug)]
-pub(super) struct ProxyAuthRefused;
+pub(super) struct ProxyAuthRefused(String);
 
 impl fmt::Display for ProxyAuthRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "the proxy refused the credentials of its URL (407 Proxy Authentication Required)",
-        )
+        write!(f, "the proxy answered {:?}", self.0)
     }
 }
 

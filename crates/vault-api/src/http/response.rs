@@ -99,9 +99,10 @@ fn transport_error(error: TransportError, status: Option<u16>) -> Error {
         ),
         (T::ProxyAuth, _) => (
             ErrorKind::Connect,
-            "could not reach the key service: the proxy refused the credentials of its URL \
-             (407 Proxy Authentication Required)"
-                .to_owned(),
+            format!(
+                "could not reach the key service: the proxy refused the credentials of its URL ({})",
+                cause(&error).unwrap_or_else(|| "407 Proxy Authentication Required".to_owned())
+            ),
         ),
         (T::Connect, None) => (
             ErrorKind::Connect,
