@@ -2,6 +2,7 @@
 //! test makes, and HttpKeyService's trust decisions against them.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -9,7 +10,6 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use vault_api::transport::Proxies;
 use vault_api::{ErrorKind, HttpKeyService, KeyService};
-use vault_server::Server;
 use vault_tests::child::rerun_with_env;
 use vault_tests::pki::{tls_server, trusting, ServerCert, TestCa, Validity};
 use vault_tests::{client_for, context, API_KEY};
@@ -43,27 +43,33 @@ async fn https_round_trips_over_h2_with_a_private_ca() {
 async fn alpn_offers_h2_first_and_still_speaks_http1() {
     let ca = TestCa::new("vault test CA");
     let (server, _log) = tls_server(&ca.issue(&["127.0.0.1"], Validity::Current)).await;
-    let h2 = handshake(&server, &ca, &[b"h2", b"http/1.1"]).await;
+    let h2 = handshake(server.local_addr(), &ca, &[b"h2", b"http/1.1"]).await;
     assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let http1 = handshake(&server, &ca, &[b"http/1.1"]).await;
+    let (status, version) = http1_get(server.local_addr(), &ca, "/health/ready").await;
+    assert_eq!(status, 200);
+    assert_eq!(version, hyper::Version::HTTP_11);
+}
+
+/// GETs `path` over TLS offering only `http/1.1`: the status and version.
+async fn http1_get(address: SocketAddr, ca: &TestCa, path: &str) -> (u16, hyper::Version) {
+    let http1 = handshake(address, ca, &[b"http/1.1"]).await;
     assert_eq!(http1.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(http1))
             .await
             .expect("an HTTP/1.1 connection over TLS");
     tokio::spawn(connection);
-    let request = hyper::Request::get("/health/ready")
+    let request = hyper::Request::get(path)
         .header("host", "127.0.0.1")
         .body(http_body_util::Empty::<hyper::body::Bytes>::new())
         .expect("a request");
     let response = sender.send_request(request).await.expect("an answer");
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.version(), hyper::Version::HTTP_11);
+    (response.status().as_u16(), response.version())
 }
 
 /// A TLS connection to `server`, trusting `ca`, offering `alpn`.
 async fn handshake(
-    server: &Server,
+    address: SocketAddr,
     ca: &TestCa,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
@@ -77,9 +83,7 @@ async fn handshake(
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let stream = TcpStream::connect(server.local_addr())
-        .await
-        .expect("connect");
+    let stream = TcpStream::connect(address).await.expect("connect");
     let name = ServerName::try_from("127.0.0.1").expect("a server name");
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, stream)
@@ -326,4 +330,11 @@ async fn vault_serve_speaks_tls_and_reloads_its_certificate_on_sighup() {
         .expect("the new certificate is presented");
     assert_eq!(key, pair.data_key);
     refused(&client(&old_ca)).await;
+
+    // Alive is not ready: a keyring that cannot be read fails the probe.
+    let address: SocketAddr = url["https://".len()..].parse().expect("an address");
+    assert_eq!(http1_get(address, &new_ca, "/health/ready").await.0, 200);
+    std::fs::remove_file(dir.path().join("keyring.json")).expect("remove the keyring");
+    assert_eq!(http1_get(address, &new_ca, "/health/ready").await.0, 503);
+    assert_eq!(http1_get(address, &new_ca, "/health").await.0, 200);
 }
