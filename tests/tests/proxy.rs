@@ -44,15 +44,7 @@ fn is_connect(line: &str) -> bool {
 }
 
 async fn round_trip(client: &HttpKeyService) {
-    let pair = client
-        .create_data_key(&context("org_proxy"))
-        .await
-        .expect("a data key through the proxy");
-    let key = client
-        .decrypt_data_key(&pair.encrypted_keys)
-        .await
-        .expect("decrypted through the proxy");
-    assert_eq!(key, pair.data_key);
+    vault_tests::round_trip(client, "org_proxy").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

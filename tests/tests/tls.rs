@@ -19,16 +19,7 @@ async fn https_round_trips_over_h2_with_a_private_ca() {
     let ca = TestCa::new("vault test CA");
     let (server, log) = tls_server(&ca.issue(&["127.0.0.1"], Validity::Current)).await;
     assert!(server.url().starts_with("https://"), "{}", server.url());
-    let client = trusting(&server, &ca.pem());
-    let pair = client
-        .create_data_key(&context("org_tls"))
-        .await
-        .expect("a data key over HTTPS");
-    let key = client
-        .decrypt_data_key(&pair.encrypted_keys)
-        .await
-        .expect("decrypted over HTTPS");
-    assert_eq!(key, pair.data_key);
+    vault_tests::round_trip(&trusting(&server, &ca.pem()), "org_tls").await;
     let lines = log.json_lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
     for line in &lines {
