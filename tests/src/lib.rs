@@ -281,3 +281,23 @@ impl Drop for CannedServer {
         self.task.abort();
     }
 }
+
+pub mod capture;
+pub mod child;
+pub mod pki;
+pub mod tinyproxy;
+
+/// Creates a data key for `organization` through `client` and decrypts
+/// its encrypted keys again: both calls must succeed and agree.
+pub async fn round_trip(client: &HttpKeyService, organization: &str) -> DataKeyPair {
+    let pair = client
+        .create_data_key(&context(organization))
+        .await
+        .expect("a data key");
+    let key = client
+        .decrypt_data_key(&pair.encrypted_keys)
+        .await
+        .expect("the data key decrypted");
+    assert_eq!(key, pair.data_key);
+    pair
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use vault_bench::soak::{self, ClientSettings, Params};
+use vault_bench::soak::{self, ClientSettings, Params, Protocol};
 
 /// The issue's fault mix, plus one of each fault armed up front so every
 /// kind is met at least once.
@@ -18,6 +18,7 @@ fn soak_smoke_with_faults() {
         faults: Some(soak::issue_faults()),
         seed: soak::random_seed(),
         client: ClientSettings::Quick,
+        protocol: Protocol::Http1,
         progress: false,
         time_limit: Duration::from_secs(300),
     };
@@ -52,6 +53,7 @@ fn soak_smoke_without_faults() {
         faults: None,
         seed: soak::random_seed(),
         client: ClientSettings::Quick,
+        protocol: Protocol::Http1,
         progress: false,
         time_limit: Duration::from_secs(300),
     };
@@ -60,4 +62,34 @@ fn soak_smoke_without_faults() {
     assert!(report.failures().is_empty(), "{text}");
     assert_eq!(report.tally.ok_first_try, 200, "{text}");
     assert_eq!(report.server_total, 400, "{text}");
+}
+
+/// The fault mix over HTTPS, where ALPN picks HTTP/2: the same verdicts,
+/// and every request the server saw arrived over HTTP/2.
+#[test]
+fn soak_smoke_over_h2_with_faults() {
+    let params = Params {
+        name: "smoke-h2".to_owned(),
+        ops: 300,
+        concurrency: 16,
+        faults: Some(soak::issue_faults()),
+        seed: soak::random_seed(),
+        client: ClientSettings::Quick,
+        protocol: Protocol::H2,
+        progress: false,
+        time_limit: Duration::from_secs(300),
+    };
+    let report = soak::runtime().block_on(soak::run_phase(params, |faults| {
+        faults.drop_next(1);
+    }));
+    let text = report.text();
+    println!("{text}");
+    assert!(report.failures().is_empty(), "{text}");
+    assert_eq!(report.tally.completed, 300, "{text}");
+    assert_eq!(report.tally.wrong_plaintexts, 0, "{text}");
+    assert_eq!(report.server_h2, Some(report.server_total), "{text}");
+    assert!(
+        report.tally.retries_by_cause.contains_key("Connect"),
+        "{text}"
+    );
 }

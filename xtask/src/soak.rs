@@ -1,6 +1,7 @@
 //! `cargo xtask soak`: encrypt/decrypt round trips under load against
 //! `vault-server`, verifying every plaintext, first without faults, then
-//! with the issue's fault mix. The load generator is the `vault-bench-soak`
+//! with the issue's fault mix, each over HTTP/1.1 and over HTTP/2 with
+//! TLS. The load generator is the `vault-bench-soak`
 //! binary (`bench/src/bin/soak.rs`, over `vault_bench::soak`), built in
 //! release; each phase runs in its own process, so each has its own peak
 //! RSS. Figures go to stdout and to `target/soak/summary.json`.
@@ -11,12 +12,14 @@ use std::process::Command;
 
 use crate::util::{self, cargo};
 
-const USAGE: &str =
-    "usage: cargo xtask soak [--ops N] [--concurrency N] [--phase clean|faults|both] [--seed N]
+const USAGE: &str = "usage: cargo xtask soak [--ops N] [--concurrency N]
+                        [--phase clean|faults|h2-clean|h2-faults|both|all] [--seed N]
 
 Builds vault-bench-soak in release and runs it once per phase (clean: no
-faults; faults: 5% 503, 1% dropped connections, 1% 429), 50,000 round trips
-at concurrency 64 by default, with a random seed unless --seed is given.
+faults; faults: 5% 503, 1% dropped connections, 1% 429; both over HTTP/1.1,
+and as h2-clean and h2-faults over HTTPS with HTTP/2; both: clean and faults;
+all, the default: the four), 50,000 round trips at concurrency 64 by
+default, with a random seed unless --seed is given.
 Writes target/soak/<phase>.json, <phase>.txt and summary.json.";
 
 /// The load generator, for `cargo build` and `cargo run`.
@@ -28,13 +31,21 @@ const SOAK_BIN: [&str; 5] = [
     "vault-bench-soak",
 ];
 
-/// A phase: its name and its `--faults` for `vault-bench-soak`.
-const PHASES: [(&str, &str); 2] = [("clean", "none"), ("faults", "issue")];
+/// A phase: its name, and its `--faults` and `--protocol` for
+/// `vault-bench-soak`.
+type Phase = (&'static str, &'static str, &'static str);
+
+const PHASES: [Phase; 4] = [
+    ("clean", "none", "h1"),
+    ("faults", "issue", "h1"),
+    ("h2-clean", "none", "h2"),
+    ("h2-faults", "issue", "h2"),
+];
 
 struct Args {
     ops: u64,
     concurrency: usize,
-    phases: Vec<(&'static str, &'static str)>,
+    phases: Vec<Phase>,
     seed: Option<u64>,
 }
 
@@ -72,10 +83,12 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--phase" => {
                 parsed.phases = match value()?.as_str() {
-                    "clean" => vec![PHASES[0]],
-                    "faults" => vec![PHASES[1]],
-                    "both" => PHASES.to_vec(),
-                    other => return Err(format!("--phase: unknown phase {other:?}\n{USAGE}")),
+                    "both" => PHASES[..2].to_vec(),
+                    "all" => PHASES.to_vec(),
+                    name => match PHASES.iter().find(|phase| phase.0 == name) {
+                        Some(phase) => vec![*phase],
+                        None => return Err(format!("--phase: unknown phase {name:?}\n{USAGE}")),
+                    },
                 }
             }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -92,7 +105,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let args = parse(args)?;
     let out = util::root().join("target").join("soak");
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    for (name, _) in PHASES {
+    for (name, _, _) in PHASES {
         for ext in ["json", "txt"] {
             let _ = fs::remove_file(out.join(format!("{name}.{ext}")));
         }
@@ -103,8 +116,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     util::run(build)?;
 
     let mut failed = Vec::new();
-    for (name, faults) in &args.phases {
-        if let Err(error) = util::run(phase_command(name, faults, &args, &out)) {
+    for phase in &args.phases {
+        let name = phase.0;
+        if let Err(error) = util::run(phase_command(phase, &args, &out)) {
             failed.push(format!("phase {name}: {error}"));
         }
     }
@@ -121,13 +135,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// `cargo run` of one phase, writing its `<name>.json` and `<name>.txt`
 /// into `out`.
-fn phase_command(name: &str, faults: &str, args: &Args, out: &Path) -> Command {
+fn phase_command(&(name, faults, protocol): &Phase, args: &Args, out: &Path) -> Command {
     let mut command = cargo(&["run", "--quiet"]);
     command.args(SOAK_BIN).arg("--").args([
         "--phase",
         name,
         "--faults",
         faults,
+        "--protocol",
+        protocol,
         "--ops",
         &args.ops.to_string(),
         "--concurrency",
@@ -144,7 +160,7 @@ fn phase_command(name: &str, faults: &str, args: &Args, out: &Path) -> Command {
 fn summarize(out: &Path, args: &Args) -> Result<String, String> {
     let mut phases = Vec::new();
     let mut text = String::new();
-    for (name, _) in &args.phases {
+    for (name, _, _) in &args.phases {
         match fs::read_to_string(out.join(format!("{name}.json"))) {
             Ok(json) => phases.push(format!("\"{name}\": {}", json.trim())),
             Err(_) => phases.push(format!("\"{name}\": null")),
@@ -190,6 +206,8 @@ mod tests {
         assert_eq!((parsed.ops, parsed.concurrency), (500, 16));
         assert_eq!(parsed.phases, vec![PHASES[1]]);
         assert_eq!(parsed.seed, Some(7));
+        assert_eq!(args("--phase h2-faults").unwrap().phases, vec![PHASES[3]]);
+        assert_eq!(args("--phase both").unwrap().phases, PHASES[..2].to_vec());
         for bad in [
             "--ops",
             "--ops 0",

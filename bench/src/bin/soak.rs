@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! vault-bench-soak [--phase NAME] [--ops N] [--concurrency N]
-//!                  [--faults none|issue|U,D,T] [--seed N]
+//!                  [--faults none|issue|U,D,T] [--protocol h1|h2] [--seed N]
 //!                  [--time-limit-secs N] [--out DIR]
 //! ```
 //!
 //! Defaults: phase `faults`, 50,000 round trips, concurrency 64, the
-//! issue's fault mix, a random seed, 900 s. It prints the phase's summary
+//! issue's fault mix, HTTP/1.1 (`h2`: HTTPS, HTTP/2 by ALPN), a random
+//! seed, 900 s. It prints the phase's summary
 //! and, with `--out`, writes `DIR/<phase>.json` and `DIR/<phase>.txt`. It
 //! exits with 1 when the phase fails, 2 on bad arguments.
 
@@ -16,10 +17,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vault_bench::soak::{self, ClientSettings, Params};
+use vault_bench::soak::{self, ClientSettings, Params, Protocol};
 
 const USAGE: &str = "usage: vault-bench-soak [--phase NAME] [--ops N] [--concurrency N] \
-                     [--faults none|issue|U,D,T] [--seed N] [--time-limit-secs N] [--out DIR]";
+                     [--faults none|issue|U,D,T] [--protocol h1|h2] [--seed N] \
+                     [--time-limit-secs N] [--out DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,6 +64,7 @@ fn parse(args: &[String]) -> Result<(Params, Option<PathBuf>), String> {
         faults: Some(soak::issue_faults()),
         seed: soak::random_seed(),
         client: ClientSettings::Defaults,
+        protocol: Protocol::Http1,
         progress: true,
         time_limit: Duration::from_secs(900),
     };
@@ -81,6 +84,7 @@ fn parse(args: &[String]) -> Result<(Params, Option<PathBuf>), String> {
                 params.concurrency = usize::try_from(number()?.max(1)).unwrap_or(usize::MAX)
             }
             "--faults" => params.faults = soak::parse_faults(value)?,
+            "--protocol" => params.protocol = Protocol::parse(value)?,
             "--seed" => params.seed = number()?,
             "--time-limit-secs" => params.time_limit = Duration::from_secs(number()?),
             "--out" => out = Some(PathBuf::from(value)),

@@ -1,7 +1,7 @@
 //! Load with verification: encrypt/decrypt round trips through the `vault`
 //! facade over `HttpKeyService` against `vault-server` (in this process,
 //! over a `LocalKeyService` with a temporary keyring file), optionally with
-//! server-side fault injection.
+//! server-side fault injection, over HTTP/1.1 or over HTTP/2 with TLS.
 //!
 //! Every operation derives its plaintext (size and contents), AAD, key
 //! context and layout from its index, and checks that decrypting its own
@@ -31,7 +31,7 @@ mod report;
 mod retries;
 mod tally;
 
-pub use phase::{run_phase, ClientSettings, Params};
+pub use phase::{run_phase, ClientSettings, Params, Protocol};
 pub use report::Report;
 pub use tally::{Recheck, Tally};
 

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use tokio::task::{JoinHandle, JoinSet};
 use vault::{HttpKeyService, KeyService, LocalKeyService};
+use vault_api::transport::Proxies;
 use vault_api::wire::{DATA_KEY_PATH, DECRYPT_PATH};
-use vault_server::{FaultRates, Faults, Server, ServerConfig};
+use vault_server::{FaultRates, Faults, Server, ServerConfig, TlsConfig};
 
 use super::case::Case;
 use super::operation::{decrypt_and_judge, operation, Outcome, Vaults};
@@ -27,6 +28,35 @@ pub enum ClientSettings {
     Quick,
 }
 
+/// How the client talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Plain `http://`, HTTP/1.1 (the client's choice for plain HTTP).
+    Http1,
+    /// `https://` with a CA made for the phase; ALPN picks HTTP/2, as it
+    /// does against WorkOS. Every request must arrive over HTTP/2.
+    H2,
+}
+
+impl Protocol {
+    /// `h1` or `h2`.
+    pub fn parse(text: &str) -> Result<Protocol, String> {
+        match text {
+            "h1" => Ok(Protocol::Http1),
+            "h2" => Ok(Protocol::H2),
+            other => Err(format!("protocol {other:?}: h1 or h2")),
+        }
+    }
+
+    /// `h1` or `h2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "h1",
+            Protocol::H2 => "h2",
+        }
+    }
+}
+
 /// What a phase runs.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -42,6 +72,8 @@ pub struct Params {
     pub seed: u64,
     /// How the client retries.
     pub client: ClientSettings,
+    /// HTTP/1.1 or HTTP/2 over TLS.
+    pub protocol: Protocol,
     /// Report progress on stderr every few seconds.
     pub progress: bool,
     /// The load must finish within this, or the phase counts as hung.
@@ -63,7 +95,7 @@ struct Load {
 pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     install_retry_counter();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (server, faults) = start_server(&dir.path().join("keyring.json")).await;
+    let (server, faults) = start_server(&dir.path().join("keyring.json"), params.protocol).await;
     let vaults = Vaults::new(Arc::new(client(&server, params.client)));
     if let Some(rates) = params.faults {
         faults.set_rates(rates);
@@ -76,6 +108,7 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     let server_data_key = faults.requests(DATA_KEY_PATH);
     let server_decrypt = faults.requests(DECRYPT_PATH);
     let server_total = faults.total_requests();
+    let server_h2 = server.h2_requests();
 
     faults.clear();
     let rechecks = std::mem::take(&mut load.tally.rechecks);
@@ -91,6 +124,7 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
         server_data_key,
         server_decrypt,
         server_total,
+        server_h2,
         vm_hwm_kib: proc_status_kib("VmHWM"),
         rss_samples_kib: load.rss_samples,
     }
@@ -172,10 +206,14 @@ fn report_progress(completed: Arc<AtomicU64>, ops: u64) -> JoinHandle<()> {
     })
 }
 
-fn client(server: &Server, settings: ClientSettings) -> HttpKeyService {
-    let builder = HttpKeyService::builder()
+fn client(server: &PhaseServer, settings: ClientSettings) -> HttpKeyService {
+    let mut builder = HttpKeyService::builder()
         .api_key(API_KEY)
-        .base_url(server.url());
+        .base_url(server.server.url())
+        .proxies(Proxies::none());
+    if let Some(ca) = &server.ca_pem {
+        builder = builder.root_certificates_pem(ca.clone().into_bytes());
+    }
     let builder = match settings {
         ClientSettings::Defaults => builder,
         ClientSettings::Quick => builder
@@ -186,16 +224,80 @@ fn client(server: &Server, settings: ClientSettings) -> HttpKeyService {
     builder.build().expect("client")
 }
 
-/// A server over a keyring file, with a fault handle.
-async fn start_server(keyring: &std::path::Path) -> (Server, Faults) {
+/// The phase's server, and what its client needs to know of it.
+struct PhaseServer {
+    server: Server,
+    /// The CA the client must trust, over TLS.
+    ca_pem: Option<String>,
+    /// Requests logged as HTTP/2, over TLS.
+    h2: Option<Arc<AtomicU64>>,
+}
+
+impl PhaseServer {
+    fn h2_requests(&self) -> Option<usize> {
+        self.h2
+            .as_ref()
+            .map(|count| usize::try_from(count.load(Ordering::Relaxed)).unwrap_or(usize::MAX))
+    }
+
+    async fn shutdown(self) -> std::io::Result<()> {
+        self.server.shutdown().await
+    }
+}
+
+/// Counts the access log lines of HTTP/2 requests, writing nothing.
+struct H2Counter(Arc<AtomicU64>);
+
+impl std::io::Write for H2Counter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        // The access log writes each line whole.
+        if line.windows(19).any(|w| w == br#""version":"HTTP/2.0"#) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A server over a keyring file, with a fault handle; over TLS with a CA
+/// of its own for [`Protocol::H2`].
+async fn start_server(keyring: &std::path::Path, protocol: Protocol) -> (PhaseServer, Faults) {
     let service: Arc<dyn KeyService> =
         Arc::new(LocalKeyService::open(keyring).expect("a keyring file"));
     let faults = Faults::new();
-    let config = ServerConfig::new().api_key(API_KEY).faults(faults.clone());
+    let mut config = ServerConfig::new().api_key(API_KEY).faults(faults.clone());
+    let (mut ca_pem, mut h2) = (None, None);
+    if protocol == Protocol::H2 {
+        let (tls, ca) = phase_tls();
+        let count = Arc::new(AtomicU64::new(0));
+        config = config.tls(tls).access_log(H2Counter(count.clone()));
+        (ca_pem, h2) = (Some(ca), Some(count));
+    }
     let server = Server::bind("127.0.0.1:0".parse().expect("address"), service, config)
         .await
         .expect("bind the server");
-    (server, faults)
+    (PhaseServer { server, ca_pem, h2 }, faults)
+}
+
+/// A certificate for 127.0.0.1 signed by a CA made now: the server's TLS
+/// configuration and the CA's PEM.
+fn phase_tls() -> (TlsConfig, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("a CA");
+    let leaf_key = KeyPair::generate().expect("a key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .expect("a certificate");
+    let tls = TlsConfig::from_pem(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes())
+        .expect("a TLS configuration");
+    (tls, ca.pem())
 }
 
 /// Decrypts again, once the faults are cleared, the ciphertexts whose
@@ -238,6 +340,7 @@ mod tests {
             faults: None,
             seed: random_seed(),
             client: ClientSettings::Quick,
+            protocol: Protocol::Http1,
             progress: false,
             time_limit: Duration::from_secs(300),
         };
@@ -269,7 +372,8 @@ mod tests {
         runtime().block_on(async {
             install_retry_counter();
             let dir = tempfile::tempdir().expect("a temporary directory");
-            let (server, faults) = start_server(&dir.path().join("keyring.json")).await;
+            let (server, faults) =
+                start_server(&dir.path().join("keyring.json"), Protocol::Http1).await;
             let vaults = Vaults::new(Arc::new(client(&server, ClientSettings::Quick)));
             let seed = 1;
             let case = Case::new(seed, 5);

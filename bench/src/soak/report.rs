@@ -26,6 +26,8 @@ pub struct Report {
     pub server_decrypt: usize,
     /// Requests the server saw in all.
     pub server_total: usize,
+    /// Requests that arrived over HTTP/2, for an h2 phase.
+    pub server_h2: Option<usize>,
     /// Peak RSS of the process (VmHWM), on Linux.
     pub vm_hwm_kib: Option<u64>,
     /// VmRSS after a quarter, half, three quarters and all of the load.
@@ -95,6 +97,12 @@ impl Report {
                 self.client_attempts()
             ));
         }
+        if let Some(h2) = self.server_h2.filter(|h2| *h2 != self.server_total) {
+            failures.push(format!(
+                "only {h2} of {} requests arrived over HTTP/2",
+                self.server_total
+            ));
+        }
         failures.extend(t.failure_examples.iter().cloned());
         failures
     }
@@ -122,10 +130,11 @@ impl Report {
         };
         let p = &self.params;
         let mut lines = vec![format!(
-            "soak phase {:?}: {} round trips at concurrency {}, {} (seed {})",
+            "soak phase {:?}: {} round trips at concurrency {} over {}, {} (seed {})",
             p.name,
             p.ops,
             p.concurrency,
+            self.protocol_text(),
             self.faults_text(),
             p.seed
         )];
@@ -154,6 +163,13 @@ impl Report {
             .map(|line| format!("  {line}")),
         );
         lines.join("\n")
+    }
+
+    fn protocol_text(&self) -> String {
+        match self.server_h2 {
+            None => "HTTP/1.1".to_owned(),
+            Some(h2) => format!("HTTP/2 + TLS ({h2} requests over h2)"),
+        }
     }
 
     fn speed_text(&self) -> String {
@@ -216,6 +232,8 @@ impl Report {
             "phase": self.params.name,
             "ops": self.params.ops,
             "concurrency": self.params.concurrency,
+            "protocol": self.params.protocol.name(),
+            "server_h2_requests": self.server_h2,
             "faults": self.params.faults.map(|r| serde_json::json!({
                 "unavailable_503": r.unavailable,
                 "dropped": r.dropped,

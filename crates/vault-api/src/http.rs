@@ -6,13 +6,16 @@
 //! - `retry`: the backoff and `Retry-After` rules, as pure functions.
 //! - `response`: what a response means (answer, failure, error kind).
 //! - `transport`: the [`Transport`] trait and its error; `hyper_client`:
-//!   the default transport.
+//!   the default transport, with `tls` (trusted roots, refused
+//!   certificates) and `proxy` (`HTTPS_PROXY` and friends, `CONNECT`).
 
 mod builder;
 mod call;
 mod hyper_client;
+mod proxy;
 mod response;
 mod retry;
+mod tls;
 pub mod transport;
 
 use std::fmt;
@@ -39,8 +42,11 @@ use crate::{DataKey, DataKeyPair, Error, ErrorKind, KeyContext, KeyService};
 /// [`HyperTransport`](transport::HyperTransport), whose connections are
 /// pooled and kept alive, and whose HTTPS negotiates HTTP/2 or HTTP/1.1
 /// with ALPN, using rustls with the *ring* provider and the bundled
-/// Mozilla roots. Plain `http://` is accepted for local servers. Bring
-/// your own with [`HttpKeyServiceBuilder::transport`].
+/// Mozilla roots (or the CAs of `SSL_CERT_FILE`, or
+/// [`HttpKeyServiceBuilder::root_certificates_pem`]), through the proxies
+/// `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` name ([`Proxies`](transport::Proxies)). Plain
+/// `http://` is accepted for local servers. Bring your own transport with
+/// [`HttpKeyServiceBuilder::transport`].
 ///
 /// Every call carries a fresh random `Idempotency-Key` that stays the same
 /// across its retries. Retries follow the official SDKs: statuses 408, 429,

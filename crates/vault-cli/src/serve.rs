@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use vault::LocalKeyService;
-use vault_server::ServerConfig;
+use vault_server::{Metrics, ServerConfig, TlsConfig};
 
 use crate::failure::Failure;
 
@@ -30,11 +30,82 @@ pub struct ServeArgs {
     /// Most connections served at once.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs
+    /// --tls-key. SIGHUP reloads both files.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (no authentication:
+    /// keep it on an internal address).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Do not write the access log (one JSON line per request on stderr).
+    #[arg(long)]
+    no_access_log: bool,
 }
 
 /// Runs the server until ctrl-c or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
-    let mut keys = args.api_keys;
+    let keys = api_keys(&args)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key).map_err(|e| {
+            Failure::input(format!("cannot load the TLS certificate and key: {e}"))
+        })?),
+        _ => None,
+    };
+    let keyring = vault::keyring_path()?;
+    let service: Arc<dyn vault::KeyService> = Arc::new(LocalKeyService::open(&keyring)?);
+    let metrics = Metrics::new();
+    let mut config = ServerConfig::new()
+        .api_keys(keys)
+        .max_body_bytes(args.max_body_bytes)
+        .max_connections(args.max_connections)
+        .metrics(metrics.clone())
+        .readiness(readiness(keyring.clone()));
+    if !args.no_access_log {
+        config = config.access_log(std::io::stderr());
+    }
+    if let Some(tls) = &tls {
+        config = config.tls(tls.clone());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = bind(args.listen).await?;
+        let address = listener.local_addr().unwrap_or(args.listen);
+        let _metrics = match args.metrics_listen {
+            Some(at) => Some(spawn_metrics(at, metrics).await?),
+            None => None,
+        };
+        let _reload = tls.map(|tls| tokio::spawn(tls.reload_on_sighup(report_reload)));
+        let scheme = if args.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        // The one line scripts wait for: where to point SDKs.
+        eprintln!(
+            "vault: serving WorkOS key endpoints on {scheme}://{address} (keyring {})",
+            keyring.display()
+        );
+        vault_server::serve_with_shutdown(
+            listener,
+            service,
+            config,
+            vault_server::shutdown_signal(),
+        )
+        .await
+        .map_err(|e| Failure::system(format!("server failed: {e}")))
+    })
+}
+
+/// The keys of `--api-key` and `--api-keys-file`; at least one.
+fn api_keys(args: &ServeArgs) -> Result<Vec<String>, Failure> {
+    let mut keys = args.api_keys.clone();
     if let Some(path) = &args.api_keys_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
@@ -51,33 +122,39 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 .to_owned(),
         ));
     }
-    let keyring = vault::keyring_path()?;
-    let service: Arc<dyn vault::KeyService> = Arc::new(LocalKeyService::open(&keyring)?);
-    let config = ServerConfig::new()
-        .api_keys(keys)
-        .max_body_bytes(args.max_body_bytes)
-        .max_connections(args.max_connections);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| Failure::system(format!("cannot listen on {}: {e}", args.listen)))?;
-        let address = listener.local_addr().unwrap_or(args.listen);
-        // The one line scripts wait for: where to point SDKs.
-        eprintln!(
-            "vault: serving WorkOS key endpoints on http://{address} (keyring {})",
-            keyring.display()
-        );
-        vault_server::serve_with_shutdown(
-            listener,
-            service,
-            config,
-            vault_server::shutdown_signal(),
-        )
+    Ok(keys)
+}
+
+/// Ready while the keyring file can be read and parsed (not created: a
+/// keyring deleted under a running server is a fault to report).
+fn readiness(keyring: PathBuf) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+    move || {
+        vault::Keyring::open(&keyring)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| Failure::system(format!("server failed: {e}")))
-    })
+        .map_err(|e| Failure::system(format!("cannot listen on {address}: {e}")))
+}
+
+/// Serves the metrics at `address` until the runtime ends.
+async fn spawn_metrics(
+    address: SocketAddr,
+    metrics: Metrics,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, Failure> {
+    let listener = bind(address).await?;
+    let bound = listener.local_addr().unwrap_or(address);
+    eprintln!("vault: serving metrics on http://{bound}/metrics");
+    Ok(tokio::spawn(vault_server::serve_metrics(listener, metrics)))
+}
+
+fn report_reload(outcome: std::io::Result<()>) {
+    match outcome {
+        Ok(()) => eprintln!("vault: SIGHUP: reloaded the TLS certificate"),
+        Err(e) => eprintln!("vault: SIGHUP: kept the TLS certificate in use: {e}"),
+    }
 }

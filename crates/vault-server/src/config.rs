@@ -1,11 +1,19 @@
-//! [`ServerConfig`]: API keys and limits.
+//! [`ServerConfig`]: API keys, limits, TLS and what the server reports.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
 
 use vault_api::wire::SecretString;
 use zeroize::Zeroizing;
+
+use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
+use crate::tls::TlsConfig;
+
+/// Whether the server can serve key requests; `Err` says why not.
+pub(crate) type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// The address a server binds when none is given: loopback only.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
@@ -20,6 +28,10 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::
 /// | [`header_read_timeout`](Self::header_read_timeout) | 10 s |
 /// | [`max_connections`](Self::max_connections) | 1024 |
 /// | [`shutdown_grace`](Self::shutdown_grace) | 10 s |
+/// | [`tls`](Self::tls) | none: plain HTTP (and h2c) |
+/// | [`metrics`](Self::metrics) | counted, read through [`Server::metrics`](crate::Server::metrics) |
+/// | [`access_log`](Self::access_log) | none |
+/// | [`readiness`](Self::readiness) | ready whenever alive |
 ///
 /// ```
 /// let config = vault_server::ServerConfig::new()
@@ -32,6 +44,10 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::
 pub struct ServerConfig {
     pub(crate) api_keys: Vec<SecretString>,
     pub(crate) limits: Limits,
+    pub(crate) tls: Option<TlsConfig>,
+    pub(crate) metrics: Metrics,
+    pub(crate) access_log: Option<AccessLog>,
+    pub(crate) readiness: Option<Readiness>,
     #[cfg(feature = "test-util")]
     pub(crate) faults: crate::Faults,
 }
@@ -123,6 +139,43 @@ impl ServerConfig {
         self
     }
 
+    /// Serves HTTPS (HTTP/2 or HTTP/1.1 by ALPN) instead of plain HTTP.
+    /// The TLS handshake must end within the
+    /// [`header_read_timeout`](Self::header_read_timeout), which then
+    /// goes on to the first request head.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Counts requests into `metrics`, a handle shared with whoever serves
+    /// them (see [`serve_metrics`](crate::serve_metrics)).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Writes one JSON line per answered request to `log`: time, request
+    /// id, peer, method, path, route, HTTP version, status and duration.
+    /// Never headers, bodies or keys.
+    pub fn access_log(mut self, log: impl std::io::Write + Send + 'static) -> Self {
+        self.access_log = Some(AccessLog::new(log));
+        self
+    }
+
+    /// What `GET /health/ready` asks before answering 200: `check` returns
+    /// `Err(reason)` when key requests cannot be served (a keyring that
+    /// cannot be read, say), and the probe answers 503. It runs on a
+    /// blocking thread, so it may read files. `/health` keeps answering
+    /// 200 while the process is alive.
+    pub fn readiness(
+        mut self,
+        check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.readiness = Some(Arc::new(check));
+        self
+    }
+
     /// Fault injection, for tests of clients (`test-util` feature): see
     /// [`Faults`](crate::Faults). A server without this call never injects
     /// faults.
@@ -145,7 +198,10 @@ impl fmt::Debug for ServerConfig {
             .field("max_header_bytes", &self.limits.max_header_bytes)
             .field("header_read_timeout", &self.limits.header_read_timeout)
             .field("max_connections", &self.limits.max_connections)
-            .field("shutdown_grace", &self.limits.shutdown_grace);
+            .field("shutdown_grace", &self.limits.shutdown_grace)
+            .field("tls", &self.tls)
+            .field("access_log", &self.access_log.is_some())
+            .field("readiness", &self.readiness.is_some());
         #[cfg(feature = "test-util")]
         debug.field("faults", &self.faults);
         debug.finish()

@@ -9,15 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;
-use crate::handler::App;
+use crate::handler::{App, Peer};
 
 /// hyper's smallest HTTP/1 read buffer.
 const MIN_HTTP1_BUFFER: usize = 8192;
@@ -31,6 +34,8 @@ struct Shared {
     app: Arc<App>,
     builder: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
+    /// `None` for plain HTTP.
+    tls: Option<TlsAcceptor>,
     /// Changes when the server starts shutting down.
     stopping: watch::Receiver<()>,
 }
@@ -41,6 +46,7 @@ pub(crate) async fn run(
     listener: TcpListener,
     app: Arc<App>,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     signal: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let (stopping_tx, stopping) = watch::channel(());
@@ -48,6 +54,7 @@ pub(crate) async fn run(
         app,
         builder: connection_builder(&limits),
         header_read_timeout: limits.header_read_timeout,
+        tls,
         stopping,
     });
     let mut connections = JoinSet::new();
@@ -98,8 +105,8 @@ async fn accept_until(
     }
 }
 
-/// Serves one connection until it ends, shutting it down gracefully when
-/// the server stops.
+/// Serves one connection until it ends, after its TLS handshake if the
+/// server speaks TLS.
 async fn serve_connection(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -108,23 +115,62 @@ async fn serve_connection(
 ) {
     let _permit = permit;
     let _ = stream.set_nodelay(true);
+    // The handshake and the first request head share one deadline, so a
+    // slow or silent client cannot hold a slot for longer than that.
+    let head_deadline = Instant::now() + shared.header_read_timeout;
+    let Some(acceptor) = &shared.tls else {
+        let peer = Peer {
+            remote: Some(remote),
+            tls: false,
+        };
+        return serve_io(&shared, TokioIo::new(stream), peer, head_deadline).await;
+    };
+    let mut stopping = shared.stopping.clone();
+    let handshake = tokio::time::timeout_at(head_deadline, acceptor.accept(stream));
+    let stream = tokio::select! {
+        handshake = handshake => handshake,
+        _ = stopping.changed() => return,
+    };
+    match stream {
+        Ok(Ok(stream)) => {
+            let peer = Peer {
+                remote: Some(remote),
+                tls: true,
+            };
+            serve_io(&shared, TokioIo::new(stream), peer, head_deadline).await;
+        }
+        Ok(Err(error)) => {
+            shared.app.metrics().handshake_failed();
+            tracing::debug!(%remote, %error, "TLS handshake failed");
+        }
+        Err(_) => {
+            shared.app.metrics().handshake_failed();
+            tracing::debug!(%remote, "no TLS handshake within the header read timeout");
+        }
+    }
+}
+
+/// Serves HTTP on `io` until the connection ends, shutting it down
+/// gracefully when the server stops.
+async fn serve_io<I>(shared: &Shared, io: I, peer: Peer, head_deadline: Instant)
+where
+    I: Read + Write + Unpin + Send + 'static,
+{
     let first_request = Arc::new(AtomicBool::new(false));
     let seen = first_request.clone();
     let app = shared.app.clone();
     let service = service_fn(move |request| {
         seen.store(true, Ordering::Relaxed);
-        app.clone().handle(request)
+        app.clone().handle(request, peer)
     });
     let mut stopping = shared.stopping.clone();
-    let mut connection = pin!(shared
-        .builder
-        .serve_connection(TokioIo::new(stream), service));
+    let mut connection = pin!(shared.builder.serve_connection(io, service));
     // hyper's HTTP/1 header read timeout starts only once the HTTP version
     // is known, and the version is detected from the first bytes: a client
     // that sends nothing, or half an HTTP/2 preface, would hold its
     // connection slot forever. So the first request's head must also
     // arrive within the timeout.
-    let mut first_head = pin!(tokio::time::sleep(shared.header_read_timeout));
+    let mut first_head = pin!(tokio::time::sleep_until(head_deadline));
     let mut waiting_for_first_head = true;
     let mut shutting_down = false;
     let result = loop {
@@ -137,14 +183,14 @@ async fn serve_connection(
             () = first_head.as_mut(), if waiting_for_first_head => {
                 waiting_for_first_head = false;
                 if !first_request.load(Ordering::Relaxed) {
-                    tracing::debug!(%remote, "no request head within the header read timeout: closing");
+                    tracing::debug!(remote = ?peer.remote, "no request head within the header read timeout: closing");
                     break Ok(());
                 }
             }
         }
     };
     if let Err(error) = result {
-        tracing::debug!(%remote, %error, "connection ended with an error");
+        tracing::debug!(remote = ?peer.remote, %error, "connection ended with an error");
     }
 }
 

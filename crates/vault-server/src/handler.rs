@@ -2,8 +2,10 @@
 //! and the JSON answer (and, with the `test-util` feature, injected faults
 //! first).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
@@ -13,7 +15,10 @@ use tracing::Instrument;
 use vault_api::wire;
 use vault_api::KeyService;
 
+use crate::access_log::{AccessLog, Entry};
 use crate::body::{read_body, BodyError, RequestBody};
+use crate::config::Readiness;
+use crate::metrics::Metrics;
 use crate::reply::{self, Body, Reject};
 use crate::route::Route;
 use crate::ServerConfig;
@@ -29,6 +34,13 @@ pub(crate) type NoAnswer = std::convert::Infallible;
 /// Longest path written to logs.
 const MAX_LOGGED_PATH_CHARS: usize = 100;
 
+/// Where a request came from, for the access log.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Peer {
+    pub(crate) remote: Option<SocketAddr>,
+    pub(crate) tls: bool,
+}
+
 /// What every connection shares.
 pub(crate) struct App {
     service: Arc<dyn KeyService>,
@@ -37,6 +49,9 @@ pub(crate) struct App {
     /// keys' lengths, and the keys themselves need not stay in memory.
     api_key_digests: Vec<ring::digest::Digest>,
     max_body_bytes: usize,
+    metrics: Metrics,
+    access_log: Option<AccessLog>,
+    readiness: Option<Readiness>,
     #[cfg(feature = "test-util")]
     faults: crate::Faults,
     rng: SystemRandom,
@@ -53,6 +68,9 @@ impl App {
                 .map(|key| sha256(key.expose_secret().as_bytes()))
                 .collect(),
             max_body_bytes: config.limits.max_body_bytes,
+            metrics: config.metrics,
+            access_log: config.access_log,
+            readiness: config.readiness,
             #[cfg(feature = "test-util")]
             faults: config.faults,
             rng: SystemRandom::new(),
@@ -60,11 +78,20 @@ impl App {
         })
     }
 
-    /// Answers one request in a span of its own, with a request id.
+    /// The metrics the requests are counted in.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Answers one request in a span of its own, with a request id; counts
+    /// it and writes its access log line.
     pub(crate) async fn handle<B: RequestBody>(
         self: Arc<Self>,
         request: Request<B>,
+        peer: Peer,
     ) -> Result<Response<Body>, NoAnswer> {
+        let started = Instant::now();
+        let _in_flight = self.metrics.start();
         let request_id = self.new_request_id();
         let path: String = request
             .uri()
@@ -72,41 +99,62 @@ impl App {
             .chars()
             .take(MAX_LOGGED_PATH_CHARS)
             .collect();
+        let (method, version) = (request.method().clone(), request.version());
+        let route = Route::of(request.uri().path());
         let span = tracing::info_span!(
             "vault_server.request",
-            method = %request.method(),
+            method = %method,
             path = %path,
             request_id = %request_id,
             status = tracing::field::Empty,
         );
-        async move {
-            let answer = self.answer(request).await;
-            #[cfg(feature = "test-util")]
-            if answer.is_err() {
-                tracing::warn!("dropping the connection (injected fault)");
-            }
-            let mut response = answer?;
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert("x-request-id", value);
-            }
-            log_status(response.status());
-            Ok(response)
+        let answer = self.answer(route, request).instrument(span.clone()).await;
+        let status = answer
+            .as_ref()
+            .ok()
+            .map(|response| response.status().as_u16());
+        if let Some(log) = &self.access_log {
+            log.write(&Entry {
+                request_id: &request_id,
+                remote: peer.remote,
+                tls: peer.tls,
+                method: method.as_str(),
+                path: &path,
+                route: route.label(),
+                version,
+                status,
+                took: started.elapsed(),
+            });
         }
-        .instrument(span)
-        .await
+        let _entered = span.enter();
+        #[cfg(feature = "test-util")]
+        if answer.is_err() {
+            tracing::warn!("dropping the connection (injected fault)");
+        }
+        let mut response = answer?;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        log_status(response.status());
+        self.metrics
+            .answered(route, response.status().as_u16(), started.elapsed());
+        Ok(response)
     }
 
     async fn answer<B: RequestBody>(
         &self,
+        route: Route,
         request: Request<B>,
     ) -> Result<Response<Body>, NoAnswer> {
-        let route = Route::of(request.uri().path());
         #[cfg(feature = "test-util")]
         if let Some(response) = self.inject_fault(route, &request).await? {
             return Ok(response);
         }
         if let Some(response) = self.answer_from_head(route, &request) {
             return Ok(response);
+        }
+        if route == Route::Ready {
+            return Ok(self.ready().await);
         }
         let version = request.version();
         let body = match read_body(request, self.max_body_bytes).await {
@@ -136,8 +184,13 @@ impl App {
                 HeaderValue::from_static(allow),
             ));
         }
-        if route == Route::Health {
-            return Some(reply::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()));
+        match route {
+            Route::Health => {
+                return Some(reply::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()))
+            }
+            // Probes carry no API key; the readiness check is async.
+            Route::Ready => return None,
+            _ => {}
         }
         if !self.authorized(request.headers()) {
             return Some(reply::error_with(
@@ -172,13 +225,40 @@ impl App {
         }
     }
 
+    /// 200 when the readiness check passes (or there is none), else 503.
+    /// The reason goes to the log, not to the unauthenticated prober.
+    async fn ready(&self) -> Response<Body> {
+        let verdict = match self.readiness.clone() {
+            None => Ok(()),
+            Some(check) => tokio::task::spawn_blocking(move || check())
+                .await
+                .unwrap_or_else(|_| Err("the readiness check panicked".to_owned())),
+        };
+        match verdict {
+            Ok(()) => reply::json(StatusCode::OK, br#"{"status":"ready"}"#.to_vec()),
+            Err(reason) => {
+                tracing::warn!(%reason, "not ready");
+                reply::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    br#"{"status":"not ready","error":"the key service is not ready"}"#.to_vec(),
+                )
+            }
+        }
+    }
+
+    /// [`reply::service_error`], counted.
+    fn service_error(&self, error: vault_api::Error) -> Reject {
+        self.metrics.service_error(error.kind());
+        reply::service_error(error)
+    }
+
     async fn create_data_key(&self, body: &[u8]) -> Result<Response<Body>, Reject> {
         let request: wire::CreateDataKeyRequest = reply::parse_with_context(body)?;
         let pair = self
             .service
             .create_data_key(&request.context)
             .await
-            .map_err(reply::service_error)?;
+            .map_err(|e| self.service_error(e))?;
         Ok(reply::pair_response(pair))
     }
 
@@ -189,7 +269,7 @@ impl App {
             .service
             .decrypt_data_key(&keys)
             .await
-            .map_err(reply::service_error)?;
+            .map_err(|e| self.service_error(e))?;
         Ok(reply::to_json(&wire::DecryptDataKeyResponse::from(
             &data_key,
         )))
@@ -202,7 +282,7 @@ impl App {
             .service
             .rekey(&keys, &request.context)
             .await
-            .map_err(reply::service_error)?;
+            .map_err(|e| self.service_error(e))?;
         Ok(reply::pair_response(pair))
     }
 

@@ -11,7 +11,8 @@
 //! | `POST /vault/v1/keys/data-key` | `{"context", "data_key", "encrypted_keys", "id"}` |
 //! | `POST /vault/v1/keys/decrypt` | `{"data_key", "id"}` |
 //! | `POST /vault/v1/keys/rekey` | as `data-key` |
-//! | `GET /health` | `{"status":"ok"}`, without authentication |
+//! | `GET /health` (or `/health/live`) | alive: `{"status":"ok"}`, without authentication |
+//! | `GET /health/ready` | ready: `{"status":"ready"}`, or 503 when [`ServerConfig::readiness`] fails; without authentication |
 //!
 //! Key endpoints need `Authorization: Bearer <key>` with a key from
 //! [`ServerConfig::api_key`]; a server without keys refuses them all.
@@ -19,7 +20,12 @@
 //! `X-Request-ID`. Errors are `{"error": "..."}` with status 400 (malformed
 //! body or encrypted keys), 401, 404, 405 (with `Allow`), 413 (body over the
 //! limit), 422 (a key context that breaks the rules) or 500. HTTP/1.1 and
-//! HTTP/2 (h2c) are served on one port.
+//! HTTP/2 (h2c) are served on one port; with [`ServerConfig::tls`], HTTPS
+//! with ALPN `h2` and `http/1.1` instead.
+//!
+//! Every request is counted in [`Metrics`] (Prometheus text, served by
+//! [`serve_metrics`] on an address of its own) and, with
+//! [`ServerConfig::access_log`], written as one JSON line.
 //!
 //! The `test-util` feature adds `Faults` (fault injection and request
 //! counters, for tests of clients) and `ServerConfig::faults`. It is for
@@ -52,18 +58,22 @@
 #![deny(missing_docs)]
 
 // Modules depend one way: {connection, request_handler} -> handler ->
-// {config, body, reply, route, faults}; connection -> config -> faults ->
-// route.
+// {config, body, reply, route, faults, metrics, access_log}; connection ->
+// {config, tls}; config -> {faults, metrics, access_log, tls}; faults and
+// metrics -> route.
+mod access_log;
 mod body;
 mod config;
 mod connection;
 #[cfg(feature = "test-util")]
 mod faults;
 mod handler;
+mod metrics;
 mod reply;
 #[cfg(feature = "test-util")]
 mod request_handler;
 mod route;
+mod tls;
 
 use std::future::Future;
 use std::io;
@@ -78,8 +88,10 @@ use vault_api::KeyService;
 pub use config::{ServerConfig, DEFAULT_ADDR};
 #[cfg(feature = "test-util")]
 pub use faults::{FaultRates, Faults};
+pub use metrics::{serve_metrics, Metrics};
 #[cfg(feature = "test-util")]
 pub use request_handler::{HandledResponse, RequestHandler};
+pub use tls::TlsConfig;
 
 use handler::App;
 
@@ -110,11 +122,12 @@ pub async fn serve_with_shutdown(
     if config.api_keys.is_empty() {
         tracing::warn!("no API keys are configured: every key request will get 401");
     }
+    let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
     let app = App::new(service, config);
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "vault-server listening");
+        tracing::info!(%addr, tls = tls.is_some(), "vault-server listening");
     }
-    connection::run(listener, app, limits, signal).await
+    connection::run(listener, app, limits, tls, signal).await
 }
 
 /// Completes on ctrl-c, or (on Unix) SIGTERM: the usual reasons for a
@@ -150,6 +163,8 @@ pub async fn shutdown_signal() {
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    tls: bool,
+    metrics: Metrics,
     #[cfg(feature = "test-util")]
     faults: Faults,
     stop: Option<oneshot::Sender<()>>,
@@ -177,6 +192,7 @@ impl Server {
     ) -> io::Result<Server> {
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let local_addr = listener.local_addr()?;
+        let (tls, metrics) = (config.tls.is_some(), config.metrics.clone());
         #[cfg(feature = "test-util")]
         let faults = config.faults.clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -187,6 +203,8 @@ impl Server {
         let task = runtime.spawn(serve_with_shutdown(listener, service, config, signal));
         Ok(Server {
             local_addr,
+            tls,
+            metrics,
             #[cfg(feature = "test-util")]
             faults,
             stop: Some(stop),
@@ -199,9 +217,16 @@ impl Server {
         self.local_addr
     }
 
-    /// The base URL to give clients: `http://<local_addr>`.
+    /// The base URL to give clients: `http://<local_addr>`, or
+    /// `https://<local_addr>` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// The server's request counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The fault injection and counters handle of the configuration

@@ -8,7 +8,7 @@ use hyper::body::Bytes;
 use hyper::{Method, Request};
 use vault_api::KeyService;
 
-use crate::handler::App;
+use crate::handler::{App, Peer};
 use crate::ServerConfig;
 
 /// Answers one request without a socket, through the same code the
@@ -72,7 +72,12 @@ impl RequestHandler {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(Bytes::copy_from_slice(body))).ok()?;
-        let response = self.app.clone().handle(request).await.ok()?;
+        let response = self
+            .app
+            .clone()
+            .handle(request, Peer::default())
+            .await
+            .ok()?;
         let (parts, body) = response.into_parts();
         let headers = parts
             .headers

@@ -5,23 +5,26 @@ use hyper::Method;
 use vault_api::wire;
 
 /// The endpoints, and everything else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Route {
     DataKey,
     Decrypt,
     Rekey,
+    /// Alive: the process answers.
     Health,
+    /// Ready: the key service can serve.
+    Ready,
     NotFound,
 }
 
 impl Route {
     /// Every route, in the order of [`Route::index`].
-    #[cfg(feature = "test-util")]
-    pub(crate) const ALL: [Route; 5] = [
+    pub(crate) const ALL: [Route; 6] = [
         Route::DataKey,
         Route::Decrypt,
         Route::Rekey,
         Route::Health,
+        Route::Ready,
         Route::NotFound,
     ];
 
@@ -32,15 +35,27 @@ impl Route {
             wire::DATA_KEY_PATH => Route::DataKey,
             wire::DECRYPT_PATH => Route::Decrypt,
             wire::REKEY_PATH => Route::Rekey,
-            "/health" => Route::Health,
+            "/health" | "/health/live" => Route::Health,
+            "/health/ready" => Route::Ready,
             _ => Route::NotFound,
         }
     }
 
     /// This route's place in [`Route::ALL`], for counters kept in an array.
-    #[cfg(feature = "test-util")]
     pub(crate) fn index(self) -> usize {
         self as usize
+    }
+
+    /// The route's name in metrics and logs.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Route::DataKey => "data_key",
+            Route::Decrypt => "decrypt",
+            Route::Rekey => "rekey",
+            Route::Health => "health",
+            Route::Ready => "ready",
+            Route::NotFound => "not_found",
+        }
     }
 
     /// The methods the route accepts, as an `Allow` header value (none for
@@ -48,7 +63,7 @@ impl Route {
     pub(crate) fn allow(self) -> Option<&'static str> {
         match self {
             Route::DataKey | Route::Decrypt | Route::Rekey => Some("POST"),
-            Route::Health => Some("GET, HEAD"),
+            Route::Health | Route::Ready => Some("GET, HEAD"),
             Route::NotFound => None,
         }
     }
@@ -57,7 +72,7 @@ impl Route {
     pub(crate) fn accepts(self, method: &Method) -> bool {
         match self {
             Route::DataKey | Route::Decrypt | Route::Rekey => method == Method::POST,
-            Route::Health => method == Method::GET || method == Method::HEAD,
+            Route::Health | Route::Ready => method == Method::GET || method == Method::HEAD,
             Route::NotFound => false,
         }
     }
@@ -73,6 +88,9 @@ mod tests {
         assert_eq!(Route::of(wire::DECRYPT_PATH), Route::Decrypt);
         assert_eq!(Route::of(wire::REKEY_PATH), Route::Rekey);
         assert_eq!(Route::of("/health"), Route::Health);
+        assert_eq!(Route::of("/health/live"), Route::Health);
+        assert_eq!(Route::of("/health/ready"), Route::Ready);
+        assert!(Route::Ready.accepts(&Method::GET));
         for path in [
             "/health/",
             "/vault/v1/keys/decrypt/",

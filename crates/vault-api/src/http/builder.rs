@@ -10,6 +10,8 @@ use hyper::Uri;
 use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
+use super::proxy::Proxies;
+use super::tls::CaBundle;
 use super::transport::{HyperTransport, Transport};
 use super::{config_error, HttpKeyService, Inner};
 use crate::wire::{self, SecretString};
@@ -35,7 +37,11 @@ const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
 /// | [`backoff`](Self::backoff) | 500 ms x 1.5^n, capped at 8 s, with jitter |
 /// | [`user_agent`](Self::user_agent) | `vault-rs/<version>` |
 /// | [`transport`](Self::transport) | a [`HyperTransport`] |
-/// | [`tls_config`](Self::tls_config) (of that default transport) | rustls, *ring*, Mozilla roots, TLS 1.2 and 1.3 |
+/// | [`root_certificates_pem`](Self::root_certificates_pem) (of that default transport) | the CAs in the file `SSL_CERT_FILE` names, else the Mozilla roots |
+/// | [`proxies`](Self::proxies) (of that default transport) | [`Proxies::from_env`](super::transport::Proxies::from_env): `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` |
+/// | [`tls_config`](Self::tls_config) (of that default transport) | rustls, *ring*, the roots above, TLS 1.2 and 1.3 |
+///
+/// The environment is read by [`build`](Self::build), not before.
 #[must_use]
 pub struct HttpKeyServiceBuilder {
     api_key: Option<SecretString>,
@@ -47,6 +53,8 @@ pub struct HttpKeyServiceBuilder {
     backoff_cap: Duration,
     user_agent: String,
     tls_config: Option<rustls::ClientConfig>,
+    ca_bundle: Option<CaBundle>,
+    proxies: Option<Proxies>,
     transport: Option<Arc<dyn Transport>>,
 }
 
@@ -69,6 +77,8 @@ impl HttpKeyServiceBuilder {
             backoff_cap: DEFAULT_BACKOFF_CAP,
             user_agent: concat!("vault-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
             tls_config: None,
+            ca_bundle: None,
+            proxies: None,
             transport: None,
         }
     }
@@ -134,6 +144,24 @@ impl HttpKeyServiceBuilder {
         self
     }
 
+    /// Trusts exactly the CA certificates of `pem` (one or more
+    /// `CERTIFICATE` blocks), instead of `SSL_CERT_FILE` or the Mozilla
+    /// roots: for a key service behind a private CA.
+    pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_bundle = Some(CaBundle {
+            pem: pem.into(),
+            origin: "the root certificates given to HttpKeyServiceBuilder".to_owned(),
+        });
+        self
+    }
+
+    /// Sends requests through `proxies` instead of those the environment
+    /// names; [`Proxies::none`](super::transport::Proxies::none) goes direct.
+    pub fn proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = Some(proxies);
+        self
+    }
+
     /// Sends requests through `transport` instead of a [`HyperTransport`].
     /// Retries, timeouts, the deadline and the headers stay this service's
     /// work; see [`Transport`] for an example. It cannot be combined with
@@ -146,8 +174,10 @@ impl HttpKeyServiceBuilder {
     /// Checks the settings and builds the service. Fails with
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) on a missing or
     /// malformed API key, a base URL that is not `http` or `https`, a zero
-    /// timeout or deadline, a malformed user agent, or both a transport
-    /// and a TLS configuration.
+    /// timeout or deadline, a malformed user agent, a transport with
+    /// settings of the default one (TLS, roots, proxies), both a TLS
+    /// configuration and root certificates, or a proxy variable or
+    /// `SSL_CERT_FILE` that cannot be used.
     pub fn build(self) -> Result<HttpKeyService, Error> {
         let api_key = check_api_key(self.api_key)?;
         let base_url = check_base_url(&self.base_url)?;
@@ -159,15 +189,23 @@ impl HttpKeyServiceBuilder {
         }
         let user_agent = HeaderValue::try_from(self.user_agent)
             .map_err(|_| config_error("the user agent is not a valid HTTP header value"))?;
-        let transport: Arc<dyn Transport> = match (self.transport, self.tls_config) {
-            (Some(_), Some(_)) => {
-                return Err(config_error(
-                    "a TLS configuration applies to the default transport only; \
-                     configure TLS in the transport you bring",
-                ))
+        let timeout = self.timeout;
+        let transport: Arc<dyn Transport> = match self.transport {
+            Some(transport) => {
+                if self.tls_config.is_some() || self.ca_bundle.is_some() || self.proxies.is_some() {
+                    return Err(config_error(
+                        "a TLS configuration, root certificates and proxies apply to the \
+                         default transport only; configure TLS in the transport you bring",
+                    ));
+                }
+                transport
             }
-            (Some(transport), None) => transport,
-            (None, tls) => Arc::new(HyperTransport::build(tls, self.timeout)?),
+            None => Arc::new(default_transport(
+                self.tls_config,
+                self.ca_bundle,
+                self.proxies,
+                timeout,
+            )?),
         };
         Ok(HttpKeyService {
             inner: Arc::new(Inner {
@@ -202,9 +240,41 @@ impl fmt::Debug for HttpKeyServiceBuilder {
             .field("backoff", &(self.backoff_base, self.backoff_cap))
             .field("user_agent", &self.user_agent)
             .field("custom_tls_config", &self.tls_config.is_some())
+            .field(
+                "root_certificates",
+                &self.ca_bundle.as_ref().map(|b| b.origin.as_str()),
+            )
+            .field("proxies", &self.proxies)
             .field("transport", &self.transport)
             .finish()
     }
+}
+
+/// The [`HyperTransport`] of the settings, with the environment's CA
+/// bundle and proxies where none were given.
+fn default_transport(
+    tls: Option<rustls::ClientConfig>,
+    bundle: Option<CaBundle>,
+    proxies: Option<Proxies>,
+    timeout: Duration,
+) -> Result<HyperTransport, Error> {
+    let bundle = match (&tls, bundle) {
+        (Some(_), Some(_)) => {
+            return Err(config_error(
+                "root certificates and a TLS configuration do not mix; \
+                 put the roots in the TLS configuration",
+            ))
+        }
+        (Some(_), None) => None,
+        (None, Some(bundle)) => Some(bundle),
+        // A TLS configuration of one's own replaces SSL_CERT_FILE too.
+        (None, None) => CaBundle::from_env()?,
+    };
+    let proxies = match proxies {
+        Some(proxies) => proxies,
+        None => Proxies::from_env()?,
+    };
+    HyperTransport::build(tls, bundle, proxies, timeout)
 }
 
 fn check_api_key(api_key: Option<SecretString>) -> Result<SecretString, Error> {
@@ -346,7 +416,34 @@ mod tests {
             .unwrap();
     }
 
+    #[test]
+    fn root_certificates_must_be_pem_certificates() {
+        let build = |pem: &[u8]| {
+            HttpKeyService::builder()
+                .api_key("k")
+                .root_certificates_pem(pem)
+                .proxies(Proxies::none())
+                .build()
+        };
+        for bad in [
+            &b""[..],
+            b"not pem",
+            b"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        ] {
+            let error = build(bad).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Config, "{bad:?}");
+            assert!(error.to_string().contains("root certificates"), "{error}");
+        }
+        let error = HttpKeyService::builder()
+            .api_key("k")
+            .tls_config(default_tls())
+            .root_certificates_pem(b"x".to_vec())
+            .build()
+            .unwrap_err();
+        assert!(error.to_string().contains("do not mix"), "{error}");
+    }
+
     fn default_tls() -> rustls::ClientConfig {
-        super::super::hyper_client::default_tls_config().unwrap()
+        super::super::tls::client_config(None).unwrap()
     }
 }

@@ -90,6 +90,20 @@ fn transport_error(error: TransportError, status: Option<u16>) -> Error {
             ErrorKind::Timeout,
             "the transport gave up waiting for the key service".to_owned(),
         ),
+        (T::Tls, _) => (
+            ErrorKind::Connect,
+            format!(
+                "the key service's TLS certificate was refused: {}",
+                cause(&error).unwrap_or_else(|| "no reason given".to_owned())
+            ),
+        ),
+        (T::ProxyAuth, _) => (
+            ErrorKind::Connect,
+            format!(
+                "could not reach the key service: the proxy refused the credentials of its URL ({})",
+                cause(&error).unwrap_or_else(|| "407 Proxy Authentication Required".to_owned())
+            ),
+        ),
         (T::Connect, None) => (
             ErrorKind::Connect,
             "could not connect to the key service".to_owned(),
@@ -112,6 +126,11 @@ fn transport_error(error: TransportError, status: Option<u16>) -> Error {
         result = result.with_status(status);
     }
     result.with_retryable(retryable).with_source(error)
+}
+
+/// The text of `error`'s cause.
+fn cause(error: &TransportError) -> Option<String> {
+    std::error::Error::source(error).map(ToString::to_string)
 }
 
 /// The failure for a non-success status. The body only adds detail, so
@@ -285,6 +304,8 @@ mod tests {
             (T::Timeout, ErrorKind::Timeout, true),
             (T::BodyTooLarge, ErrorKind::InvalidResponse, false),
             (T::Other, ErrorKind::Connect, false),
+            (T::Tls, ErrorKind::Connect, false),
+            (T::ProxyAuth, ErrorKind::Connect, false),
         ] {
             for status in [None, Some(200)] {
                 let error = error(kind, status);

@@ -13,6 +13,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use super::hyper_client::HyperTransport;
+pub use super::proxy::Proxies;
 /// A cheaply cloned byte buffer: the bodies a [`Transport`] carries.
 pub use hyper::body::Bytes;
 /// The `http` crate's request, response and header types, as hyper
@@ -110,6 +111,11 @@ pub enum TransportErrorKind {
     Interrupted,
     /// The transport's own timeout fired. Retried.
     Timeout,
+    /// The server's TLS certificate was refused: not signed by a trusted
+    /// CA, expired, or not valid for the host. Not retried.
+    Tls,
+    /// The proxy refused its credentials (407 to `CONNECT`). Not retried.
+    ProxyAuth,
     /// The response body is over [`MAX_RESPONSE_BYTES`]. Not retried.
     BodyTooLarge,
     /// Anything else, such as a request this transport cannot send. Not
@@ -128,6 +134,8 @@ impl TransportErrorKind {
             Self::Connect => "could not connect",
             Self::Interrupted => "the connection broke before the whole response arrived",
             Self::Timeout => "the transport timed out",
+            Self::Tls => "the server's TLS certificate was refused",
+            Self::ProxyAuth => "the proxy refused the credentials",
             Self::BodyTooLarge => "the response body is too large",
             Self::Other => "the transport failed",
         }
@@ -226,7 +234,7 @@ mod tests {
         for kind in [Connect, Interrupted, Timeout] {
             assert!(TransportError::new(kind).is_retryable(), "{kind:?}");
         }
-        for kind in [BodyTooLarge, Other] {
+        for kind in [Tls, ProxyAuth, BodyTooLarge, Other] {
             assert!(!TransportError::new(kind).is_retryable(), "{kind:?}");
         }
     }
