@@ -1,4 +1,5 @@
-//! `vault serve`: WorkOS's key endpoints over the local keyring.
+//! `vault serve`: WorkOS's key endpoints over the local keyring, or over a
+//! Transit engine when `VAULT_TRANSIT_KEY` is set.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,25 +56,26 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         })?),
         _ => None,
     };
-    let keyring = vault::keyring_path()?;
-    let service: Arc<dyn vault::KeyService> = Arc::new(LocalKeyService::open(&keyring)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))?;
+    let backend = runtime.block_on(Backend::from_env())?;
     let metrics = Metrics::new();
     let mut config = ServerConfig::new()
         .api_keys(keys)
         .max_body_bytes(args.max_body_bytes)
         .max_connections(args.max_connections)
-        .metrics(metrics.clone())
-        .readiness(readiness(keyring.clone()));
+        .metrics(metrics.clone());
+    if let Some(keyring) = &backend.keyring {
+        config = config.readiness(readiness(keyring.clone()));
+    }
     if !args.no_access_log {
         config = config.access_log(std::io::stderr());
     }
     if let Some(tls) = &tls {
         config = config.tls(tls.clone());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let listener = bind(args.listen).await?;
         let address = listener.local_addr().unwrap_or(args.listen);
@@ -89,18 +91,54 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         };
         // The one line scripts wait for: where to point SDKs.
         eprintln!(
-            "vault: serving WorkOS key endpoints on {scheme}://{address} (keyring {})",
-            keyring.display()
+            "vault: serving WorkOS key endpoints on {scheme}://{address} ({})",
+            backend.description
         );
         vault_server::serve_with_shutdown(
             listener,
-            service,
+            backend.service,
             config,
             vault_server::shutdown_signal(),
         )
         .await
         .map_err(|e| Failure::system(format!("server failed: {e}")))
     })
+}
+
+/// The key service behind the server, chosen by the environment.
+struct Backend {
+    service: Arc<dyn vault::KeyService>,
+    /// What the startup line names.
+    description: String,
+    /// The keyring file, for the readiness probe; `None` over Transit.
+    keyring: Option<PathBuf>,
+}
+
+impl Backend {
+    /// Transit when `VAULT_TRANSIT_KEY` is set (checked before serving: a
+    /// wrong token exits 1, an unreachable or sealed engine 3), otherwise
+    /// the local keyring.
+    async fn from_env() -> Result<Backend, Failure> {
+        if let Some(builder) = vault::TransitKeyServiceBuilder::from_env()? {
+            let service = builder.build()?;
+            service.check().await?;
+            return Ok(Backend {
+                description: format!(
+                    "Transit at {}, key {}",
+                    service.address(),
+                    service.key_name()
+                ),
+                service: Arc::new(service),
+                keyring: None,
+            });
+        }
+        let keyring = vault::keyring_path()?;
+        Ok(Backend {
+            service: Arc::new(LocalKeyService::open(&keyring)?),
+            description: format!("keyring {}", keyring.display()),
+            keyring: Some(keyring),
+        })
+    }
 }
 
 /// The keys of `--api-key` and `--api-keys-file`; at least one.
