@@ -83,7 +83,7 @@ async fn bad_requests_get_json_errors() {
         (DATA_KEY, "", 400),
         (DATA_KEY, r#"{"context":{"org":"o"}"#, 400),
         (DATA_KEY, "{}", 400),
-        (DATA_KEY, r#"{"context":{"org":1}}"#, 400),
+        (DATA_KEY, r#"{"context":{"org":1}}"#, 422),
         (DATA_KEY, r#"{"context":["org"]}"#, 400),
         (DATA_KEY, r#"{"context":{}}"#, 422),
         (DATA_KEY, r#"{"context":{"":"v"}}"#, 422),

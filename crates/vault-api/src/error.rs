@@ -43,6 +43,7 @@ pub struct Error {
     message: String,
     status: Option<u16>,
     request_id: Option<String>,
+    code: Option<String>,
     retryable: bool,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
@@ -56,6 +57,7 @@ impl Error {
             message: message.into(),
             status: None,
             request_id: None,
+            code: None,
             retryable,
             source: None,
         }
@@ -72,6 +74,13 @@ impl Error {
     /// Records the key service's request id (`X-Request-ID`).
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Records the machine-readable `code` of the key service's error body
+    /// (WorkOS's, such as `invalid_request_parameters`).
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
         self
     }
 
@@ -108,6 +117,11 @@ impl Error {
     /// The key service's request id, to quote to its operators.
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
+    }
+
+    /// The key service's error code, when its error body had one.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
     }
 
     /// Whether the same call may succeed if retried.

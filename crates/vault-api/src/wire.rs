@@ -104,12 +104,36 @@ pub struct ErrorResponse {
 }
 
 impl ErrorResponse {
-    /// `{"error": message}`.
+    /// `{"error": message, "message": message}`: every SDK finds the text
+    /// (Node reads `message` for 404, 409, 422 and 429, and `error` for
+    /// other statuses; Python either).
     pub fn new(message: impl Into<String>) -> Self {
+        let message = message.into();
         ErrorResponse {
-            error: Some(message.into()),
+            error: Some(message.clone()),
+            message: Some(message),
             ..Default::default()
         }
+    }
+
+    /// The entries of `errors[]`, each as `field: code` or the parts it
+    /// has (WorkOS lists one per broken request parameter).
+    pub fn details(&self) -> Vec<String> {
+        let Some(serde_json::Value::Array(items)) = &self.errors else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| {
+                let field = |name: &str| item.get(name).and_then(serde_json::Value::as_str);
+                let what = field("code").or(field("message"));
+                match (field("field"), what) {
+                    (Some(name), Some(what)) => Some(format!("{name}: {what}")),
+                    (None, Some(what)) | (Some(what), None) => Some(what.to_owned()),
+                    (None, None) => item.as_str().map(str::to_owned),
+                }
+            })
+            .collect()
     }
 
     /// The most specific message the body holds.
@@ -181,7 +205,16 @@ mod tests {
         assert_eq!(b.text(), Some("Unauthorized"));
         assert_eq!(
             serde_json::to_string(&ErrorResponse::new("no")).unwrap(),
-            r#"{"error":"no"}"#
+            r#"{"error":"no","message":"no"}"#
+        );
+        let workos: ErrorResponse = serde_json::from_str(
+            r#"{"message":"Validation failed","code":"invalid_request_parameters",
+                "errors":[{"field":"context","code":"too_many_entries"},{"code":"x"},"plain"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            workos.details(),
+            ["context: too_many_entries", "x", "plain"]
         );
     }
 }

@@ -32,6 +32,8 @@ enum Step {
     BrokenBody(u16, Option<&'static str>),
     /// Answers 200 with a body of this many bytes.
     Oversized(usize),
+    /// Answers this status with this body.
+    Body(u16, &'static str),
     /// Fails without an answer.
     Fail(TransportErrorKind),
     /// Never answers.
@@ -131,6 +133,7 @@ impl Transport for Scripted {
                     .with_response_head(head))
             }
             Some(Step::Oversized(len)) => Ok(response(200, None, "x".repeat(len))),
+            Some(Step::Body(status, body)) => Ok(response(status, None, body.to_owned())),
             Some(Step::Fail(kind)) => {
                 Err(TransportError::new(kind).with_source("scripted transport failure"))
             }
@@ -492,4 +495,33 @@ async fn debug_shows_the_transport_and_hides_the_api_key() {
     let builder = format!("{:?}", service(&transport));
     assert!(builder.contains("Scripted"), "{builder}");
     assert!(!builder.contains(API_KEY), "{builder}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn workos_error_codes_and_details_are_kept_and_shown() {
+    let transport = Scripted::always(Step::Body(
+        422,
+        r#"{"message":"Validation failed","code":"invalid_request_parameters",
+            "errors":[{"field":"context","code":"too_many_entries"}]}"#,
+    ));
+    let service = HttpKeyService::builder()
+        .api_key(API_KEY)
+        .base_url(BASE_URL)
+        .transport(transport.clone())
+        .build()
+        .unwrap();
+    let context = KeyContext::new().with("organization_id", "org_1").unwrap();
+    let error = service.create_data_key(&context).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidContext);
+    assert_eq!(error.status(), Some(422));
+    assert_eq!(error.code(), Some("invalid_request_parameters"));
+    assert_eq!(error.request_id(), Some("req_scripted"));
+    let text = error.to_string();
+    assert!(
+        text.contains(
+            "Validation failed (code invalid_request_parameters; context: too_many_entries)"
+        ),
+        "{text}"
+    );
+    assert_eq!(transport.attempts(), 1, "a 422 is not retried");
 }

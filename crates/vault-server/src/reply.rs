@@ -47,22 +47,49 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
     })
 }
 
-/// [`parse`] for a request with a `context`: a context of strings that
-/// breaks the rules (too many entries, a name too long, ...) is a 422, as
-/// WorkOS answers, not a 400.
+/// [`parse`] for a request with a `context`: a context that breaks the
+/// rules (too many entries, a name too long, ...) or holds a value that is
+/// not a string is a 422, as WorkOS answers, not a 400. A `context` that
+/// is not an object at all stays a 400, like any malformed body.
 pub(crate) fn parse_with_context<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
     parse(body).map_err(|reject| context_rejection(body).unwrap_or(reject))
 }
 
 fn context_rejection(body: &[u8]) -> Option<Reject> {
-    #[derive(serde::Deserialize)]
-    struct ContextOnly {
-        context: std::collections::BTreeMap<String, String>,
+    let mut request: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).ok()?;
+    let serde_json::Value::Object(context) = request.remove("context")? else {
+        return None;
+    };
+    let unprocessable = |message: String| Reject::new(StatusCode::UNPROCESSABLE_ENTITY, message);
+    let mut entries = std::collections::BTreeMap::new();
+    for (name, value) in context {
+        match value {
+            serde_json::Value::String(value) => {
+                entries.insert(name, value);
+            }
+            other => {
+                return Some(unprocessable(format!(
+                    "context value {name:?} must be a string, not {}",
+                    json_type(&other)
+                )))
+            }
+        }
     }
-    let ContextOnly { context } = serde_json::from_slice(body).ok()?;
-    vault_api::KeyContext::try_from(context)
+    vault_api::KeyContext::try_from(entries)
         .err()
-        .map(|error| Reject::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))
+        .map(|error| unprocessable(error.to_string()))
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 pub(crate) fn decode_keys(text: &str, field: &str) -> Result<Vec<u8>, Reject> {

@@ -42,10 +42,7 @@ async fn post(handler: &RequestHandler, path: &str, body: &[u8]) -> (u16, serde_
 #[tokio::test]
 async fn wrong_json_types_get_400() {
     let handler = handler(ServerConfig::new());
-    let cases: [(&str, &str); 14] = [
-        (DATA_KEY, r#"{"context":{"org":1}}"#),
-        (DATA_KEY, r#"{"context":{"org":null}}"#),
-        (DATA_KEY, r#"{"context":{"org":["o"]}}"#),
+    let cases: [(&str, &str); 11] = [
         (DATA_KEY, r#"{"context":["org","o"]}"#),
         (DATA_KEY, r#"{"context":"org=o"}"#),
         (DATA_KEY, r#"[{"context":{"org":"o"}}]"#),
@@ -65,6 +62,30 @@ async fn wrong_json_types_get_400() {
         let (status, json) = post(&handler, path, body.as_bytes()).await;
         assert_eq!(status, 400, "{path} {body}: {json}");
         assert!(json["error"].is_string(), "{json}");
+    }
+}
+
+#[tokio::test]
+async fn type_errors_inside_the_context_get_422_with_message() {
+    let handler = handler(ServerConfig::new());
+    for (path, body, what) in [
+        (DATA_KEY, r#"{"context":{"org":1}}"#, "a number"),
+        (DATA_KEY, r#"{"context":{"org":null}}"#, "null"),
+        (DATA_KEY, r#"{"context":{"org":["o"]}}"#, "an array"),
+        (
+            REKEY,
+            r#"{"context":{"org":true},"encrypted_keys":"AAAA"}"#,
+            "a boolean",
+        ),
+    ] {
+        let (status, json) = post(&handler, path, body.as_bytes()).await;
+        assert_eq!(status, 422, "{path} {body}: {json}");
+        let message = json["message"].as_str().expect("a message field");
+        assert_eq!(json["error"], message, "{json}");
+        assert!(
+            message.contains(&format!("\"org\" must be a string, not {what}")),
+            "{json}"
+        );
     }
 }
 

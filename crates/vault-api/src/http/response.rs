@@ -146,9 +146,14 @@ fn error_status(
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-    let detail = body.and_then(|b| error_detail(&b));
+    let parsed: Option<wire::ErrorResponse> = body.and_then(|b| serde_json::from_slice(&b).ok());
+    let detail = parsed.as_ref().and_then(error_detail);
+    let mut error = status_error(path, head.status.as_u16(), detail);
+    if let Some(code) = parsed.and_then(|p| p.code).map(|c| printable(&c)) {
+        error = error.with_code(code);
+    }
     Failure {
-        error: tagged(status_error(path, head.status.as_u16(), detail), request_id),
+        error: tagged(error, request_id),
         retry_after,
     }
 }
@@ -186,16 +191,31 @@ fn tagged(error: Error, request_id: Option<&str>) -> Error {
     }
 }
 
-/// The message of an error body, printable and cut short.
-fn error_detail(body: &[u8]) -> Option<String> {
-    let parsed: wire::ErrorResponse = serde_json::from_slice(body).ok()?;
-    let text: String = parsed
-        .text()?
-        .chars()
+/// What an error body says: its message, its `code` and its `errors[]`
+/// entries when present (`Validation failed (code invalid_request;
+/// context: too_many_entries)`), printable and cut short.
+fn error_detail(parsed: &wire::ErrorResponse) -> Option<String> {
+    let mut extra: Vec<String> = Vec::new();
+    extra.extend(parsed.code.as_deref().map(|code| format!("code {code}")));
+    extra.extend(parsed.details());
+    let text = match (
+        parsed.text().filter(|t| !t.trim().is_empty()),
+        extra.is_empty(),
+    ) {
+        (Some(text), true) => text.to_owned(),
+        (Some(text), false) => format!("{text} ({})", extra.join("; ")),
+        (None, false) => extra.join("; "),
+        (None, true) => return None,
+    };
+    Some(printable(&text))
+}
+
+/// `text` without control characters, cut to what an error may echo.
+fn printable(text: &str) -> String {
+    text.chars()
         .filter(|c| !c.is_control())
         .take(MAX_ECHOED_CHARS)
-        .collect();
-    (!text.trim().is_empty()).then_some(text)
+        .collect()
 }
 
 /// The error for a non-success status.
@@ -286,12 +306,25 @@ mod tests {
             "the key service is rate limiting requests: slow down (HTTP 429)"
         );
         assert!(!status_error(wire::DECRYPT_PATH, 400, None).is_retryable());
+        let detail = |body: &[u8]| {
+            serde_json::from_slice::<wire::ErrorResponse>(body)
+                .ok()
+                .and_then(|parsed| error_detail(&parsed))
+        };
         assert_eq!(
-            error_detail(br#"{"message":"bad\nthing"}"#).as_deref(),
+            detail(br#"{"message":"bad\nthing"}"#).as_deref(),
             Some("badthing")
         );
-        assert_eq!(error_detail(b"<html>"), None);
-        assert_eq!(error_detail(br#"{"error":""}"#), None);
+        assert_eq!(detail(b"<html>"), None);
+        assert_eq!(detail(br#"{"error":""}"#), None);
+        assert_eq!(
+            detail(
+                br#"{"message":"Validation failed","code":"invalid_request_parameters",
+                     "errors":[{"field":"context","code":"required"}]}"#
+            )
+            .as_deref(),
+            Some("Validation failed (code invalid_request_parameters; context: required)")
+        );
     }
 
     #[test]
