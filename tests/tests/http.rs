@@ -495,9 +495,10 @@ async fn error_bodies_give_the_message() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidKeys);
+    assert_eq!(error.code(), Some("bad"));
     assert_eq!(
         error.to_string(),
-        "the key service rejected the encrypted keys: Keys are malformed (HTTP 400, request id req_canned)"
+        "the key service rejected the encrypted keys: Keys are malformed (code bad) (HTTP 400, request id req_canned)"
     );
 
     let server = CannedServer::start(502, "<html>bad gateway</html>").await;
