@@ -83,7 +83,7 @@ impl Tinyproxy {
     }
 
     /// Reads tinyproxy's log until a line satisfies `want`, and returns
-    /// it; panics with the lines read if none does within [`LOG_WAIT`] or
+    /// it; panics with the lines read if none does within 30 s or
     /// tinyproxy exits. Lines before it are consumed.
     pub fn wait_for_line(&self, want: impl Fn(&str) -> bool) -> String {
         let give_up = Instant::now() + LOG_WAIT;
