@@ -244,6 +244,13 @@ impl Client {
                 ErrorKind::Api,
                 format!("Transit at {at} is unavailable (sealed, or no active node)"),
             ),
+            (307 | 308, _) => (
+                ErrorKind::Api,
+                format!(
+                    "Transit at {at} is a standby redirecting to an active node, which is \
+                     changing (a leader election)"
+                ),
+            ),
             _ => (
                 ErrorKind::Api,
                 format!("Transit at {at} refused the request"),
@@ -253,7 +260,9 @@ impl Client {
             Some(detail) => format!("{what}: {detail}"),
             None => what,
         };
-        Error::new(kind, message).with_status(status)
+        let error = Error::new(kind, message).with_status(status);
+        let retryable = retryable_answer(status);
+        error.with_retryable(retryable)
     }
 
     fn transport_error(&self, error: TransportError) -> Error {
@@ -339,10 +348,28 @@ fn backoff(retry: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
     Duration::try_from_secs_f64(full * (0.5 + 0.5 * jitter)).unwrap_or(cap)
 }
 
+/// Whether an answer with `status` may succeed if sent again: the usual
+/// statuses, and a standby's redirect, which during a Raft leader election
+/// points at the node that just died (`cargo xtask raft` measured elections
+/// of about 3 s; retrying outlasts them where following would fail).
+fn retryable_answer(status: u16) -> bool {
+    vault_api::is_retryable_status(status) || matches!(status, 307 | 308)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standby_redirect_is_retried_like_a_503() {
+        for status in [307, 308, 500, 503, 429] {
+            assert!(retryable_answer(status), "{status}");
+        }
+        for status in [400, 403, 404, 301] {
+            assert!(!retryable_answer(status), "{status}");
+        }
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
