@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_big;
+mod bench_transit;
 mod ci;
 mod compat;
 mod compat_install;
@@ -37,7 +38,8 @@ commands:
   bench   [--quick] build in release mode and measure: AEAD against ring,
           the local decrypt path, end to end against the official SDKs,
           caching, server throughput; writes target/bench/summary.json
-          (--quick: a smoke run, under a minute once built)";
+          (--quick: a smoke run, under a minute once built; --transit: only
+          the Transit rows, against a `bao server -dev`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

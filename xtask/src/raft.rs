@@ -14,7 +14,7 @@
 //! Beside it, the time until a surviving node answered `/v1/sys/health`
 //! as active (polled every 20 ms).
 
-mod cluster;
+pub(crate) mod cluster;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::openbao;
 use crate::util::{self, cargo};
-use cluster::{epoch_ms, http_status, wait_until, Cluster, Proc};
+use cluster::{epoch_ms, wait_until, Cluster, Proc};
 
 const USAGE: &str = "usage: cargo xtask raft [--ops N] [--concurrency N] [--kill-after-secs N]
                         [--down-secs N] [--seed N] [--mode forward|standby-reads|both]
@@ -188,24 +188,13 @@ fn start_serve(
     target: usize,
     dir: &Path,
 ) -> Result<(Proc, String), String> {
-    let port = cluster::free_port()?;
-    let mut command = Command::new(vault);
-    command
-        .args(["serve", "--no-access-log", "--api-key", API_KEY])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"));
-    cluster::clear_engine_env(&mut command);
-    command
-        .env_remove("WORKOS_API_KEY")
-        .env_remove("VAULT_SERVER_API_KEY")
-        .env("VAULT_ADDR", cluster.node(target).url())
-        .env("VAULT_TOKEN", cluster.root_token())
-        .env("VAULT_TRANSIT_KEY", KEY_NAME);
-    let serve = Proc::spawn(command, &dir.join("serve.log"), "vault serve")?;
-    wait_until(Duration::from_secs(30), "vault serve to answer", || {
-        http_status(port, "/health") == Some(200)
-    })?;
-    Ok((serve, format!("http://127.0.0.1:{port}")))
+    let address = cluster.node(target).url();
+    let env = [
+        ("VAULT_ADDR", address.as_str()),
+        ("VAULT_TOKEN", cluster.root_token()),
+        ("VAULT_TRANSIT_KEY", KEY_NAME),
+    ];
+    cluster::vault_serve(vault, &env, API_KEY, &dir.join("serve.log"))
 }
 
 fn start_soak(soak: &Path, url: &str, args: &Args, dir: &Path) -> Result<Proc, String> {

@@ -92,6 +92,38 @@ pub fn clear_engine_env(command: &mut Command) {
     }
 }
 
+/// `vault serve` on a free loopback port with `env` set (the engine's
+/// variables cleared first, and `api_key` passed through the environment,
+/// not the command line), its output appended to `log`; returns once it
+/// answers `/health`, with its URL.
+pub fn vault_serve(
+    vault: &Path,
+    env: &[(&str, &str)],
+    api_key: &str,
+    log: &Path,
+) -> Result<(Proc, String), String> {
+    let port = free_port()?;
+    let mut command = Command::new(vault);
+    command
+        .args(["serve", "--no-access-log", "--listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    clear_engine_env(&mut command);
+    command
+        .env_remove("WORKOS_API_KEY")
+        .env_remove("VAULT_KEYRING")
+        .env("VAULT_SERVER_API_KEY", api_key)
+        .envs(env.iter().copied());
+    let mut serve = Proc::spawn(command, log, "vault serve")?;
+    wait_until(Duration::from_secs(30), "vault serve to answer", || {
+        http_status(port, "/health") == Some(200) || !matches!(serve.0.try_wait(), Ok(None))
+    })?;
+    if !matches!(serve.0.try_wait(), Ok(None)) {
+        let said = fs::read_to_string(log).unwrap_or_default();
+        return Err(format!("vault serve exited: {}", said.trim()));
+    }
+    Ok((serve, format!("http://127.0.0.1:{port}")))
+}
+
 /// `/v1/sys/health`: 200 active, 429 standby (503 sealed, 501 not
 /// initialised).
 const ACTIVE: u16 = 200;
