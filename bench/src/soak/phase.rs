@@ -81,11 +81,11 @@ pub struct Params {
 }
 
 /// What the load measured.
-struct Load {
-    tally: Tally,
-    elapsed: Duration,
-    hung: bool,
-    rss_samples: Vec<(u64, Option<u64>)>,
+pub(super) struct Load {
+    pub(super) tally: Tally,
+    pub(super) elapsed: Duration,
+    pub(super) hung: bool,
+    pub(super) rss_samples: Vec<(u64, Option<u64>)>,
 }
 
 /// Runs `params.ops` round trips against a server in this process (over a
@@ -102,7 +102,7 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     }
     arm(&faults);
 
-    let mut load = run_load(&params, &vaults).await;
+    let mut load = run_load(&params, &vaults, Tally::default()).await;
 
     // Counted before the recheck, which adds requests of its own.
     let server_data_key = faults.requests(DATA_KEY_PATH);
@@ -116,28 +116,43 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     server.shutdown().await.expect("server shutdown");
 
     Report {
-        params,
-        tally: load.tally,
-        recheck,
-        elapsed: load.elapsed,
-        hung: load.hung,
         server_data_key,
         server_decrypt,
         server_total,
         server_h2,
-        vm_hwm_kib: proc_status_kib("VmHWM"),
-        rss_samples_kib: load.rss_samples,
+        ..load.report(params, recheck)
     }
 }
 
-/// Runs the operations within the time limit, with progress if asked.
-async fn run_load(params: &Params, vaults: &Vaults) -> Load {
+impl Load {
+    /// The report of this load, with no server counts and no external
+    /// server (for the caller to fill in).
+    pub(super) fn report(self, params: Params, recheck: Recheck) -> Report {
+        Report {
+            params,
+            tally: self.tally,
+            recheck,
+            elapsed: self.elapsed,
+            hung: self.hung,
+            server_data_key: 0,
+            server_decrypt: 0,
+            server_total: 0,
+            server_h2: None,
+            vm_hwm_kib: proc_status_kib("VmHWM"),
+            rss_samples_kib: self.rss_samples,
+            external: None,
+        }
+    }
+}
+
+/// Runs the operations within the time limit, with progress if asked,
+/// counting them into `tally`.
+pub(super) async fn run_load(params: &Params, vaults: &Vaults, mut tally: Tally) -> Load {
     let completed = Arc::new(AtomicU64::new(0));
     let progress = params
         .progress
         .then(|| report_progress(completed.clone(), params.ops));
     let start = Instant::now();
-    let mut tally = Tally::default();
     let mut rss_samples = Vec::new();
     let load = drive(params, vaults, &completed, &mut tally, &mut rss_samples);
     let hung = tokio::time::timeout(params.time_limit, load).await.is_err();
@@ -207,12 +222,23 @@ fn report_progress(completed: Arc<AtomicU64>, ops: u64) -> JoinHandle<()> {
 }
 
 fn client(server: &PhaseServer, settings: ClientSettings) -> HttpKeyService {
+    let url = server.server.url();
+    client_for(&url, API_KEY, server.ca_pem.as_deref(), settings)
+}
+
+/// A client of the server at `url`, trusting `ca_pem` if given.
+pub(super) fn client_for(
+    url: &str,
+    api_key: &str,
+    ca_pem: Option<&str>,
+    settings: ClientSettings,
+) -> HttpKeyService {
     let mut builder = HttpKeyService::builder()
-        .api_key(API_KEY)
-        .base_url(server.server.url())
+        .api_key(api_key)
+        .base_url(url)
         .proxies(Proxies::none());
-    if let Some(ca) = &server.ca_pem {
-        builder = builder.root_certificates_pem(ca.clone().into_bytes());
+    if let Some(ca) = ca_pem {
+        builder = builder.root_certificates_pem(ca.as_bytes().to_vec());
     }
     let builder = match settings {
         ClientSettings::Defaults => builder,

@@ -32,6 +32,10 @@ pub struct Report {
     pub vm_hwm_kib: Option<u64>,
     /// VmRSS after a quarter, half, three quarters and all of the load.
     pub rss_samples_kib: Vec<(u64, Option<u64>)>,
+    /// The URL of the server, when it runs outside this process (its
+    /// requests are not counted here, and its outages are the point:
+    /// retries are allowed without faults).
+    pub external: Option<String>,
 }
 
 impl Report {
@@ -75,7 +79,10 @@ impl Report {
         if t.panics > 0 {
             failures.push(format!("{} operations panicked", t.panics));
         }
-        if self.params.faults.is_none() && (t.failed_retryable_total > 0 || t.total_retries > 0) {
+        if self.params.faults.is_none()
+            && self.external.is_none()
+            && (t.failed_retryable_total > 0 || t.total_retries > 0)
+        {
             failures.push(format!(
                 "without faults, {} retries and {} failed operations",
                 t.total_retries, t.failed_retryable_total
@@ -152,17 +159,26 @@ impl Report {
                     "failed retryable: {}",
                     map_text(&self.tally.failed_retryable)
                 ),
-                format!(
-                    "rechecked after faults cleared: {} of {} decrypted correctly",
-                    self.recheck.ok,
-                    self.recheck.ok + self.recheck.failed
-                ),
+                self.recheck_text(),
                 self.requests_text(),
                 format!("verdict: {verdict}"),
             ]
             .map(|line| format!("  {line}")),
         );
         lines.join("\n")
+    }
+
+    fn recheck_text(&self) -> String {
+        let what = if self.external.is_some() {
+            "every ciphertext decrypted again after the load"
+        } else {
+            "rechecked after faults cleared"
+        };
+        format!(
+            "{what}: {} of {} decrypted correctly",
+            self.recheck.ok,
+            self.recheck.ok + self.recheck.failed
+        )
     }
 
     fn protocol_text(&self) -> String {
@@ -191,8 +207,12 @@ impl Report {
             .map(|(done, kib)| format!("{done} ops {}", mib(*kib)))
             .collect::<Vec<_>>()
             .join(", ");
+        let process = match self.external {
+            Some(_) => "client only, every ciphertext kept",
+            None => "server in-process",
+        };
         format!(
-            "peak RSS (VmHWM, server in-process): {}; VmRSS at {rss}",
+            "peak RSS (VmHWM, {process}): {}; VmRSS at {rss}",
             mib(self.vm_hwm_kib)
         )
     }
@@ -212,6 +232,14 @@ impl Report {
     }
 
     fn requests_text(&self) -> String {
+        if let Some(url) = &self.external {
+            return format!(
+                "server requests: not counted (server at {url}); client: {} calls + {} retries = {} attempts",
+                self.tally.calls,
+                self.tally.total_retries,
+                self.client_attempts()
+            );
+        }
         format!(
             "server requests: data-key {}, decrypt {}, total {}; client: {} calls + {} retries = {} attempts \
              ({} never reached the server)",
@@ -240,7 +268,7 @@ impl Report {
                 "throttled_429_retry_after_1": r.throttled,
             })),
             "seed": self.params.seed,
-            "server": "in-process",
+            "server": self.external.as_deref().unwrap_or("in-process"),
             "cpu": cpu_model(),
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "completed": t.completed,
@@ -298,7 +326,17 @@ impl Report {
         std::fs::write(
             dir.join(format!("{name}.txt")),
             format!("{}\n", self.text()),
-        )
+        )?;
+        if self.tally.keep_all {
+            let lines: String = self
+                .tally
+                .events
+                .iter()
+                .map(|event| event.line() + "\n")
+                .collect();
+            std::fs::write(dir.join(format!("{name}.events")), lines)?;
+        }
+        Ok(())
     }
 }
 

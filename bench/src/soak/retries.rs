@@ -9,6 +9,16 @@ pub(crate) struct Retries {
     pub(crate) count: u32,
     /// "503", "429", "Connect", ...: the status, or else the error kind.
     pub(crate) causes: Vec<String>,
+    /// When the last retry was decided, in milliseconds since the Unix
+    /// epoch (so another process's clock readings compare with it).
+    pub(crate) last_ms: Option<u64>,
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 tokio::task_local! {
@@ -83,6 +93,7 @@ impl tracing::Subscriber for RetryCounter {
             let mut retries = retries.borrow_mut();
             retries.count += 1;
             retries.causes.push(cause);
+            retries.last_ms = Some(epoch_ms());
         });
     }
 

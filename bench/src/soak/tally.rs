@@ -36,14 +36,55 @@ pub struct Tally {
     /// Key service calls made (one per encrypt, one per decrypt).
     pub calls: u64,
     pub(crate) latencies: Histogram,
-    /// Operations whose decrypt failed retryably, with their ciphertexts.
+    /// Operations whose decrypt failed retryably, with their ciphertexts
+    /// (and, when [`Tally::recording`], every ciphertext that decrypted).
     pub(crate) rechecks: Vec<(u64, String)>,
+    /// Keep every ciphertext and every operation's [`Event`].
+    pub(crate) keep_all: bool,
+    /// Each operation's times and outcome, when [`Tally::recording`].
+    pub(crate) events: Vec<Event>,
+}
+
+/// One operation on the clock: what `cargo xtask raft` reads to time the
+/// recovery from a node's loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// Start and end, in milliseconds since the Unix epoch.
+    pub span_ms: (u64, u64),
+    /// Whether it decrypted its own plaintext.
+    pub ok: bool,
+    /// Retries its calls made.
+    pub retries: u32,
+    /// When the last of them was decided (Unix epoch milliseconds).
+    pub last_retry_ms: Option<u64>,
+}
+
+impl Event {
+    /// `start end ok|failed retries last_retry|-`: one line of the events
+    /// file.
+    pub fn line(&self) -> String {
+        let last = self
+            .last_retry_ms
+            .map_or_else(|| "-".to_owned(), |ms| ms.to_string());
+        let outcome = if self.ok { "ok" } else { "failed" };
+        let (start, end) = self.span_ms;
+        format!("{start} {end} {outcome} {} {last}", self.retries)
+    }
 }
 
 /// How many failures a report describes.
 const MAX_EXAMPLES: usize = 10;
 
 impl Tally {
+    /// A tally that keeps every ciphertext, to decrypt all of them again
+    /// after the load, and every operation's [`Event`].
+    pub(crate) fn recording() -> Tally {
+        Tally {
+            keep_all: true,
+            ..Tally::default()
+        }
+    }
+
     /// Keeps `text` if fewer than [`MAX_EXAMPLES`] failures are kept.
     pub(crate) fn example(&mut self, text: String) {
         if self.failure_examples.len() < MAX_EXAMPLES {
@@ -56,6 +97,14 @@ impl Tally {
         self.completed += 1;
         self.latencies.record(report.latency);
         let retries = report.retries.count;
+        if self.keep_all {
+            self.events.push(Event {
+                span_ms: report.span_ms,
+                ok: matches!(report.outcome, Outcome::Ok),
+                retries,
+                last_retry_ms: report.retries.last_ms,
+            });
+        }
         *self.retries_histogram.entry(retries).or_default() += 1;
         self.total_retries += u64::from(retries);
         for cause in report.retries.causes {
@@ -74,6 +123,14 @@ impl Tally {
             } => 1,
             _ => 2,
         };
+        let keep = match &report.outcome {
+            Outcome::Ok => self.keep_all,
+            Outcome::Retryable { .. } => true,
+            _ => false,
+        };
+        if let Some(ciphertext) = report.ciphertext.filter(|_| keep) {
+            self.rechecks.push((report.index, ciphertext));
+        }
         match report.outcome {
             Outcome::Ok if retries == 0 => self.ok_first_try += 1,
             Outcome::Ok => self.ok_after_retries += 1,
@@ -82,9 +139,6 @@ impl Tally {
                 let key = format!("{} {kind:?}{status}", step.name());
                 *self.failed_retryable.entry(key).or_default() += 1;
                 self.failed_retryable_total += 1;
-                if let Some(ciphertext) = report.recheck {
-                    self.rechecks.push((report.index, ciphertext));
-                }
             }
             Outcome::NonRetryable { step, error } => {
                 self.non_retryable += 1;
