@@ -92,25 +92,8 @@ fn install_python(compat: &Path) -> Result<(), String> {
         &format!("{python} -m pip"),
         "install pip for that interpreter (Debian: apt-get install python3-pip)",
     )?;
-    // A target left by other requirements would keep stale packages: start afresh.
-    match fs::remove_dir_all(&target) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove {}: {e}", target.display())),
-    }
-    let mut pip = Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--target",
-    ])
-    .arg(&target)
-    .arg("-r")
-    .arg(&requirements)
-    .current_dir(compat);
+    let mut pip = crate::util::pip_install_into(&python, &target)?;
+    pip.arg("-r").arg(&requirements).current_dir(compat);
     crate::util::run(pip)?;
     write_stamp(&stamp_path, &stamp)
 }

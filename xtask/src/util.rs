@@ -1,6 +1,6 @@
 //! Running commands from the workspace root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace root (the parent of `xtask/`).
@@ -37,4 +37,26 @@ fn describe(command: &Command) -> String {
         text.push_str(&arg.to_string_lossy());
     }
     text
+}
+
+/// A `python -m pip install --target DIR` command for a fresh `dir`: it is
+/// removed first, since packages left there by a partial or older install
+/// would shadow the new ones. Add the packages to install.
+pub fn pip_install_into(python: &str, dir: &Path) -> Result<Command, String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove {}: {e}", dir.display())),
+    }
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+    ])
+    .arg(dir);
+    Ok(pip)
 }
