@@ -32,5 +32,5 @@ pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VAL
 pub use error::{is_retryable_status, Error, ErrorKind};
 #[cfg(feature = "http")]
 pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder};
-pub use service::{DataKeyPair, KeyService};
+pub use service::{random_data_key, DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

@@ -49,6 +49,26 @@ impl DataKeyPair {
     }
 }
 
+/// A fresh data key, as a key service that makes its own keys mints one:
+/// 32 random bytes and a random UUID v4 id, both from the operating
+/// system's generator.
+///
+/// ```
+/// let key = vault_api::random_data_key()?;
+/// assert_eq!(key.id().len(), 36);
+/// # Ok::<(), vault_api::Error>(())
+/// ```
+pub fn random_data_key() -> Result<DataKey, Error> {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let rng = SystemRandom::new();
+    let mut id = [0u8; 16];
+    let mut bytes = zeroize::Zeroizing::new([0u8; vault_crypto::DATA_KEY_LEN]);
+    rng.fill(&mut id)
+        .and_then(|()| rng.fill(&mut *bytes))
+        .map_err(|_| Error::random_failed())?;
+    Ok(DataKey::new(vault_format::id::uuid_v4(id), *bytes))
+}
+
 /// A key management service: WorkOS Vault over HTTP, the embedded local
 /// service, a cache in front of either, or your own.
 ///

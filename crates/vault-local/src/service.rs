@@ -276,17 +276,6 @@ impl LocalKeyService {
         }
     }
 
-    /// A fresh data key with a random UUID v4 id.
-    fn new_data_key(&self) -> Result<DataKey, Error> {
-        let mut id = [0u8; 16];
-        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        self.rng
-            .fill(&mut id)
-            .and_then(|()| self.rng.fill(&mut *bytes))
-            .map_err(|_| Error::random_failed())?;
-        Ok(DataKey::new(vault_format::id::uuid_v4(id), *bytes))
-    }
-
     /// Wraps `data_key` under `context` with the newest master key (after
     /// taking in any rotation by another process). The one place this
     /// service checks a context: only an empty one can be invalid.
@@ -319,7 +308,7 @@ impl fmt::Debug for LocalKeyService {
 #[async_trait]
 impl KeyService for LocalKeyService {
     async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
-        self.wrap_pair(self.new_data_key()?, context, "created")
+        self.wrap_pair(vault_api::random_data_key()?, context, "created")
     }
 
     async fn decrypt_data_key(&self, encrypted_keys: &[u8]) -> Result<DataKey, Error> {
@@ -527,8 +516,7 @@ mod tests {
 
     #[test]
     fn ids_are_uuid_v4() {
-        let service = LocalKeyService::ephemeral();
-        let key = service.new_data_key().unwrap();
+        let key = vault_api::random_data_key().unwrap();
         let id = key.id();
         assert_eq!(id.len(), ID_LEN);
         assert_eq!(&id[14..15], "4");
@@ -537,7 +525,7 @@ mod tests {
             KeyBlob::parse(&header(id, 1)),
             KeyBlob::Local { .. }
         ));
-        let other = service.new_data_key().unwrap();
+        let other = vault_api::random_data_key().unwrap();
         assert_ne!(id, other.id());
         assert_ne!(key, other);
     }

@@ -4,13 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ring::rand::SecureRandom;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use vault_api::wire::SecretString;
 use vault_api::{DataKey, DataKeyPair, Error, ErrorKind, KeyContext, KeyService};
-use vault_crypto::DATA_KEY_LEN;
 use vault_format::{b64, Envelope, Layout};
 use zeroize::Zeroizing;
 
@@ -171,13 +169,7 @@ impl TransitKeyService {
     /// id and context stay the same. Returns the new blob.
     pub async fn rewrap(&self, encrypted_keys: &[u8]) -> Result<Vec<u8>, Error> {
         let blob = TransitBlob::parse(encrypted_keys)?;
-        let context = b64::encode(&blob.derivation_context()?);
-        let body = json(&CiphertextRequest {
-            ciphertext: &blob.ciphertext,
-            context: Some(&context),
-        })?;
-        let path = format!("rewrap/{}", blob.key_name);
-        let answer: CiphertextAnswer = self.post(Op::Rewrap, &path, body).await?;
+        let answer: CiphertextAnswer = self.post_blob(Op::Rewrap, "rewrap", &blob).await?;
         let rewrapped =
             TransitBlob::new(&blob.id, &blob.key_name, &blob.context, answer.ciphertext)?;
         tracing::debug!(
@@ -241,6 +233,23 @@ impl TransitKeyService {
         Ok(DataKeyPair::new(context.clone(), data_key, blob.encode()?))
     }
 
+    /// Sends `blob`'s Transit ciphertext, with its derivation context, to
+    /// `verb/<its key>` (`decrypt` or `rewrap`).
+    async fn post_blob<T: serde::de::DeserializeOwned>(
+        &self,
+        op: Op,
+        verb: &str,
+        blob: &TransitBlob,
+    ) -> Result<T, Error> {
+        let context = b64::encode(&blob.derivation_context()?);
+        let body = json(&CiphertextRequest {
+            ciphertext: &blob.ciphertext,
+            context: Some(&context),
+        })?;
+        self.post(op, &format!("{verb}/{}", blob.key_name), body)
+            .await
+    }
+
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
         op: Op,
@@ -248,16 +257,6 @@ impl TransitKeyService {
         body: SecretBody,
     ) -> Result<T, Error> {
         self.inner.client.post(op, path, body).await
-    }
-
-    fn new_data_key(&self) -> Result<DataKey, Error> {
-        let rng = &self.inner.client.rng;
-        let mut id = [0u8; 16];
-        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        rng.fill(&mut id)
-            .and_then(|()| rng.fill(&mut *bytes))
-            .map_err(|_| Error::random_failed())?;
-        Ok(DataKey::new(vault_format::id::uuid_v4(id), *bytes))
     }
 }
 
@@ -287,18 +286,12 @@ impl fmt::Debug for TransitKeyService {
 #[async_trait]
 impl KeyService for TransitKeyService {
     async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
-        self.wrap(self.new_data_key()?, context).await
+        self.wrap(vault_api::random_data_key()?, context).await
     }
 
     async fn decrypt_data_key(&self, encrypted_keys: &[u8]) -> Result<DataKey, Error> {
         let blob = TransitBlob::parse(encrypted_keys)?;
-        let context = b64::encode(&blob.derivation_context()?);
-        let body = json(&CiphertextRequest {
-            ciphertext: &blob.ciphertext,
-            context: Some(&context),
-        })?;
-        let path = format!("decrypt/{}", blob.key_name);
-        let answer: PlaintextAnswer = self.post(Op::Decrypt, &path, body).await?;
+        let answer: PlaintextAnswer = self.post_blob(Op::Decrypt, "decrypt", &blob).await?;
         let data_key =
             DataKey::from_base64(&blob.id, answer.plaintext.expose_secret()).map_err(|_| {
                 Error::new(
