@@ -215,7 +215,7 @@ impl Fixture {
             .build()
             .expect("runtime");
         let service: Arc<dyn vault::KeyService> =
-            Arc::new(LocalKeyService::open(&keyring).expect("keyring"));
+            Arc::new(LocalKeyService::open_or_create(&keyring).expect("keyring"));
         let server = runtime
             .block_on(Server::bind(
                 "127.0.0.1:0".parse().expect("addr"),

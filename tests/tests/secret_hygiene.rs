@@ -158,7 +158,7 @@ async fn no_secret_in_traces_debug_or_display() {
     captured();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let keyring_path = dir.path().join("keyring.json");
-    let local = Arc::new(LocalKeyService::open(&keyring_path).expect("a keyring"));
+    let local = Arc::new(LocalKeyService::open_or_create(&keyring_path).expect("a keyring"));
     let backing: Arc<dyn KeyService> = local.clone();
     let server_config = ServerConfig::new().api_key(API_KEY);
     let server_config_debug = format!("{server_config:?} {server_config:#?}");

@@ -292,7 +292,7 @@ impl std::io::Write for H2Counter {
 /// of its own for [`Protocol::H2`].
 async fn start_server(keyring: &std::path::Path, protocol: Protocol) -> (PhaseServer, Faults) {
     let service: Arc<dyn KeyService> =
-        Arc::new(LocalKeyService::open(keyring).expect("a keyring file"));
+        Arc::new(LocalKeyService::open_or_create(keyring).expect("a keyring file"));
     let faults = Faults::new();
     let mut config = ServerConfig::new().api_key(API_KEY).faults(faults.clone());
     let (mut ca_pem, mut h2) = (None, None);

@@ -26,7 +26,9 @@ use zeroize::Zeroizing;
 
 use vault_api::{Error, ErrorKind};
 
-use file::{create_dirs, disappeared, io_error, load, lock, write_atomically, Fingerprint};
+use file::{
+    create_dirs, disappeared, io_error, load, lock, missing, write_atomically, Fingerprint,
+};
 
 /// Length of a master key: 32 bytes.
 pub const MASTER_KEY_LEN: usize = 32;
@@ -102,11 +104,39 @@ impl Keyring {
     /// Opens the keyring file at `path`, creating it with one fresh master
     /// key if it does not exist. A new file gets mode 0600, and missing
     /// parent directories mode 0700.
+    ///
+    /// Only code that mints keys should create a keyring: one created by
+    /// mistake (a typo in a path, a container without its volume) wraps
+    /// data keys that die with it. Code that only unwraps uses
+    /// [`Keyring::open`].
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Keyring, Error> {
         let path = path.as_ref();
-        if let Some(keyring) = load(path)? {
-            return Ok(keyring);
+        match load(path)? {
+            Some(keyring) => Ok(keyring),
+            None => Ok(Self::create_new(path)?.0),
         }
+    }
+
+    /// Creates a keyring file at `path` with one fresh master key (mode
+    /// 0600, missing parent directories 0700). Fails if the file exists:
+    /// an existing keyring is never replaced.
+    pub fn create(path: impl AsRef<Path>) -> Result<Keyring, Error> {
+        let path = path.as_ref();
+        match Self::create_new(path)? {
+            (keyring, true) => Ok(keyring),
+            (_, false) => Err(Error::new(
+                ErrorKind::Keyring,
+                format!(
+                    "keyring file {} already exists; open it with Keyring::open",
+                    path.display()
+                ),
+            )),
+        }
+    }
+
+    /// Creates the file unless it exists; returns the keyring and whether
+    /// this call created it.
+    fn create_new(path: &Path) -> Result<(Keyring, bool), Error> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_dirs(parent).map_err(|e| {
                 io_error(
@@ -118,30 +148,23 @@ impl Keyring {
         let _lock = lock(path)?;
         // Another process may have created it while we waited for the lock.
         if let Some(keyring) = load(path)? {
-            return Ok(keyring);
+            return Ok((keyring, false));
         }
         let key = MasterKey::generate(1, &SystemRandom::new())?;
         write_atomically(path, std::slice::from_ref(&key))?;
         tracing::info!(path = %path.display(), "created a new local keyring");
-        load(path)?.ok_or_else(|| disappeared(path))
+        Ok((load(path)?.ok_or_else(|| disappeared(path))?, true))
     }
 
-    /// Opens an existing keyring file.
+    /// Opens an existing keyring file; never creates one.
     ///
-    /// Refuses a file that group or others may read or write: the fix is
-    /// `chmod 600 <path>`.
+    /// Refuses a file that group or others may read or write (the fix is
+    /// `chmod 600 <path>`), a file another user owns, a file in a
+    /// directory group or others may write, and a master key that fails
+    /// its integrity check.
     pub fn open(path: impl AsRef<Path>) -> Result<Keyring, Error> {
         let path = path.as_ref();
-        load(path)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::Keyring,
-                format!(
-                    "keyring file {} does not exist; the local key service creates one on \
-                     first use (Keyring::open_or_create)",
-                    path.display()
-                ),
-            )
-        })
+        load(path)?.ok_or_else(|| missing(path))
     }
 
     /// Adds a fresh master key as the newest version and returns that

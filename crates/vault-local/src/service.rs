@@ -89,10 +89,23 @@ pub struct LocalKeyService {
 }
 
 impl LocalKeyService {
-    /// A service over the keyring file at `path`, created (mode 0600) on
-    /// first use. See [`Keyring::open_or_create`].
+    /// A service over the existing keyring file at `path`; never creates
+    /// one. See [`Keyring::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Ok(Self::new(Keyring::open(path)?))
+    }
+
+    /// A service over the keyring file at `path`, created (mode 0600) if
+    /// it does not exist. For code that mints keys; see
+    /// [`Keyring::open_or_create`].
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, Error> {
         Ok(Self::new(Keyring::open_or_create(path)?))
+    }
+
+    /// A service over a new keyring file at `path`; fails if it exists.
+    /// See [`Keyring::create`].
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Ok(Self::new(Keyring::create(path)?))
     }
 
     /// A service over an in-memory keyring: data keys it wraps cannot be

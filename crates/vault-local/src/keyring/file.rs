@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use vault_api::wire::SecretString;
@@ -33,6 +34,26 @@ struct KeyFileEntry {
     version: u32,
     created_at: u64,
     key: SecretString,
+    /// The key's check value ([`key_check`]), base64. Files written before
+    /// checks existed have none: they are accepted, and the check is added
+    /// at the next write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    check: Option<String>,
+}
+
+/// The HMAC label of a key check value.
+const CHECK_LABEL: &[u8] = b"vault-rs keyring key check v1\0";
+
+/// The check value of master key `version`: HMAC-SHA256 under the key of a
+/// fixed label and the version. It tells whether the stored key is the one
+/// that was written (a changed character, a truncated copy) and reveals
+/// nothing about the key.
+fn key_check(version: u32, key: &[u8; MASTER_KEY_LEN]) -> String {
+    let hmac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut context = ring::hmac::Context::with_key(&hmac_key);
+    context.update(CHECK_LABEL);
+    context.update(&version.to_be_bytes());
+    vault_format::b64::encode(context.sign().as_ref())
 }
 
 /// Reads and checks the keyring at `path`; `None` if there is no file.
@@ -57,6 +78,7 @@ pub(super) fn load(path: &Path) -> Result<Option<Keyring>, Error> {
         ));
     }
     check_permissions(&metadata, path)?;
+    check_directory(path)?;
     if metadata.len() > MAX_FILE_LEN {
         return Err(too_large(path));
     }
@@ -135,6 +157,21 @@ fn parse(text: &[u8], path: &Path) -> Result<Vec<MasterKey>, Error> {
         }
         let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
         key.copy_from_slice(&decoded);
+        if let Some(check) = &entry.check {
+            let expected = key_check(entry.version, &key);
+            if !bool::from(check.as_bytes().ct_eq(expected.as_bytes())) {
+                return Err(Error::new(
+                    ErrorKind::Keyring,
+                    format!(
+                        "keyring file {} is damaged: master key version {} does not match its \
+                         check value, so it is not the key that was written; restore the file \
+                         from a backup (nothing was written)",
+                        path.display(),
+                        entry.version
+                    ),
+                ));
+            }
+        }
         keys.push(MasterKey {
             version: entry.version,
             created_at: entry.created_at,
@@ -165,17 +202,27 @@ pub(super) fn write_atomically<'a>(
                 version: k.version,
                 created_at: k.created_at,
                 key: SecretString::from(Zeroizing::new(vault_format::b64::encode(&*k.key))),
+                check: Some(key_check(k.version, &k.key)),
             })
             .collect(),
     };
     // Reserve enough up front so the buffer never reallocates and leaves
     // copies of the keys behind.
-    let mut json = Zeroizing::new(Vec::with_capacity(256 + 160 * file.keys.len()));
+    let mut json = Zeroizing::new(Vec::with_capacity(256 + 256 * file.keys.len()));
     serde_json::to_writer_pretty(&mut *json, &file)
         .map_err(|e| Error::new(ErrorKind::Keyring, "cannot encode the keyring").with_source(e))?;
     json.push(b'\n');
     drop(file);
 
+    // A keyring path that is a symlink is rotated at its target: renaming
+    // over the link would leave the target (what other paths and backups
+    // point to) without the new key.
+    let path = &resolve(path).map_err(|e| {
+        io_error(
+            format!("cannot resolve keyring path {}", path.display()),
+            e,
+        )
+    })?;
     let temp = sibling(path, ".tmp");
     let write_error =
         |e: io::Error| io_error(format!("cannot write keyring file {}", path.display()), e);
@@ -209,7 +256,9 @@ pub(super) fn write_atomically<'a>(
 /// Takes an exclusive lock on `<path>.lock`, released when the returned
 /// file is dropped (or the process dies).
 pub(super) fn lock(path: &Path) -> Result<File, Error> {
-    let lock_path = sibling(path, ".lock");
+    // Through a symlink, lock the target, as writers by its own path do.
+    let target = resolve(path).unwrap_or_else(|_| path.to_owned());
+    let lock_path = sibling(&target, ".lock");
     let lock_error = |e: io::Error| {
         io_error(
             format!("cannot lock keyring file {}", lock_path.display()),
@@ -222,6 +271,17 @@ pub(super) fn lock(path: &Path) -> Result<File, Error> {
     let file = options.open(&lock_path).map_err(lock_error)?;
     file.lock().map_err(lock_error)?;
     Ok(file)
+}
+
+/// The file a keyring path names: the target when `path` is a symlink
+/// (followed to the end), else `path` itself (also when it does not exist).
+fn resolve(path: &Path) -> io::Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_symlink() => fs::canonicalize(path),
+        Ok(_) => Ok(path.to_owned()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(path.to_owned()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `path` with `suffix` appended to its file name.
@@ -263,7 +323,20 @@ pub(super) fn create_dirs(dir: &Path) -> io::Result<()> {
 
 #[cfg(unix)]
 fn check_permissions(metadata: &fs::Metadata, path: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = rustix::process::geteuid().as_raw();
+    if metadata.uid() != me {
+        return Err(Error::new(
+            ErrorKind::Keyring,
+            format!(
+                "keyring file {path} belongs to user id {owner}, not to this user (id {me}); \
+                 a keyring must belong to the user who runs vault: run \
+                 `chown {me} {path}` if it is yours, or use your own keyring",
+                path = path.display(),
+                owner = metadata.uid()
+            ),
+        ));
+    }
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::new(
@@ -275,6 +348,47 @@ fn check_permissions(metadata: &fs::Metadata, path: &Path) -> Result<(), Error> 
             ),
         ));
     }
+    Ok(())
+}
+
+/// Refuses a keyring whose directory group or others may write: they could
+/// swap the file for one with keys of their own.
+#[cfg(unix)]
+fn check_directory(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = resolve(path).map_err(|e| {
+        io_error(
+            format!("cannot resolve keyring path {}", path.display()),
+            e,
+        )
+    })?;
+    let parent = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let metadata = fs::metadata(&parent).map_err(|e| {
+        io_error(
+            format!("cannot read the keyring directory {}", parent.display()),
+            e,
+        )
+    })?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::new(
+            ErrorKind::Keyring,
+            format!(
+                "keyring directory {dir} has mode {mode:04o}, so group or others may replace \
+                 the keyring file in it; run `chmod go-w {dir}` or move the keyring to a \
+                 directory only you can write",
+                dir = parent.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_directory(_path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
@@ -327,6 +441,18 @@ pub(super) fn disappeared(path: &Path) -> Error {
         format!(
             "keyring file {} has disappeared; restore it from a backup, or data keys it \
              wrapped cannot be recovered",
+            path.display()
+        ),
+    )
+}
+
+/// The error of opening a keyring file that does not exist.
+pub(super) fn missing(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::Keyring,
+        format!(
+            "keyring file {} does not exist; create one with `vault keyring init` (or \
+             Keyring::create), or point VAULT_KEYRING at the keyring that wrapped your data",
             path.display()
         ),
     )
