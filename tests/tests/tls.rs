@@ -190,7 +190,8 @@ struct ServeProcess {
 impl ServeProcess {
     fn start(dir: &std::path::Path) -> ServeProcess {
         let mut child = Command::new(vault_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--api-key", API_KEY])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("VAULT_SERVER_API_KEY", API_KEY)
             .arg("--tls-cert")
             .arg(dir.join("cert.pem"))
             .arg("--tls-key")

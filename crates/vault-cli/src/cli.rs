@@ -3,29 +3,51 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use vault::{wire, DataKey, KeyContext, Layout, LocalKeyService, Sdk, Vault, HEAD_ROOM};
+use vault::env::{backend_from_env, EnvOptions};
+use vault::{wire, DataKey, KeyContext, Keyring, Layout, LocalKeyService, Sdk, Vault, HEAD_ROOM};
 
 use crate::failure::Failure;
 use crate::io::{
     read_envelope, read_plaintext, read_text, write_base64_line, write_json, write_line,
-    write_stdout,
+    write_stdout, Limit, DEFAULT_MAX_INPUT_BYTES,
 };
+
+/// `WORKOS_VAULT_DATA_KEY`: the base64 data key of `vault decrypt`, instead
+/// of `--data-key-file` (not an argument: arguments show in `ps`).
+pub const DATA_KEY_VAR: &str = "WORKOS_VAULT_DATA_KEY";
 
 /// Envelope encryption with WorkOS Vault's key API, or offline with a local
 /// keyring.
 ///
 /// With WORKOS_API_KEY set, data keys come from WorkOS (WORKOS_BASE_URL
-/// overrides the API address). Otherwise they come from the local keyring
-/// at VAULT_KEYRING, or in the platform data directory.
+/// overrides the API address); with VAULT_TRANSIT_KEY, from OpenBao or
+/// HashiCorp Vault Transit. Otherwise they come from the local keyring at
+/// VAULT_KEYRING, or in the platform data directory. A variable set but
+/// empty is an error. Only encrypt, data-key create, serve and keyring init
+/// create a missing keyring (and say so on stderr); the others exit 2.
 ///
 /// Exit codes: 0 success; 1 authentication or decryption failure; 2 usage
 /// error or bad input; 3 key service unreachable; 4 local system failure
-/// (cannot start, listen or write output).
+/// (cannot start, listen, write output or the keyring file).
+///
+/// RUST_LOG=info shows the backend chosen and the key service's retries.
 #[derive(Debug, Parser)]
 #[command(name = "vault", version)]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
+    /// Most bytes read from input of unknown size (a pipe, FIFO or device;
+    /// regular files are sized first); more is refused with exit 2 before
+    /// any output. Default 1 GiB.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
+}
+
+impl Args {
+    /// Whether the command writes its result to stdout (all but `serve`).
+    pub fn writes_stdout(&self) -> bool {
+        !matches!(self.command, Command::Serve(_))
+    }
 }
 
 /// The repeatable `--context NAME=VALUE` of every command that wraps keys.
@@ -50,6 +72,11 @@ impl ContextArgs {
                     "--context {entry:?} must be NAME=VALUE, such as organization_id=org_123"
                 ))
             })?;
+            if context.get(name).is_some() {
+                return Err(Failure::input(format!(
+                    "--context {name:?} is given twice; give each name once"
+                )));
+            }
             context
                 .insert(name, value)
                 .map_err(|e| Failure::input(e.to_string()))?;
@@ -85,9 +112,11 @@ enum Command {
         /// The associated data given at encryption.
         #[arg(long)]
         aad: Option<String>,
-        /// Decrypt offline with this base64 data key; no key service call.
-        #[arg(long, value_name = "B64")]
-        data_key: Option<String>,
+        /// Decrypt offline with the base64 data key in FILE (`-` is not
+        /// stdin here: stdin holds the ciphertext); no key service call.
+        /// WORKOS_VAULT_DATA_KEY may hold the key instead.
+        #[arg(long, value_name = "FILE")]
+        data_key_file: Option<PathBuf>,
         /// Read the ciphertext as this layout instead of detecting it.
         #[arg(long)]
         layout: Option<Layout>,
@@ -146,13 +175,34 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))
 }
 
-fn local_service() -> Result<LocalKeyService, Failure> {
-    let path = vault::keyring_path()?;
-    Ok(LocalKeyService::open(&path)?)
+/// The vault over the key service the environment chooses. Only commands
+/// that mint keys pass `create`: the others never make a keyring (one made
+/// by mistake would hold keys nothing else has).
+fn vault_from_env(create: bool) -> Result<Vault, Failure> {
+    let options = EnvOptions::new()
+        .default_keyring(true)
+        .create_keyring(create);
+    let backend = backend_from_env(options)?;
+    if let Some(path) = backend.keyring_path().filter(|_| backend.created_keyring()) {
+        crate::note(&created_keyring_line(path));
+    }
+    Ok(Vault::builder()
+        .shared_key_service(backend.into_service())
+        .build()?)
+}
+
+/// The one stderr line of a command that created the keyring.
+pub(crate) fn created_keyring_line(path: &std::path::Path) -> String {
+    format!(
+        "vault: created a new keyring at {}; back it up: what it encrypts cannot be decrypted \
+         without it",
+        path.display()
+    )
 }
 
 /// Runs one command.
 pub fn run(args: Args) -> Result<(), Failure> {
+    let limit = Limit::new(args.max_input_bytes);
     match args.command {
         Command::Encrypt {
             file,
@@ -165,35 +215,38 @@ pub fn run(args: Args) -> Result<(), Failure> {
             &context.parse()?,
             aad,
             sdk.map_or(layout, |s| s.layout()),
+            limit,
         ),
         Command::Decrypt {
             file,
             aad,
-            data_key,
+            data_key_file,
             layout,
-        } => decrypt(file, aad, data_key, layout),
+        } => decrypt(file, aad, data_key_file, layout, limit),
         Command::Inspect { file } => {
-            let inspection = Vault::inspect(&read_text(file.as_deref())?)?;
+            let inspection = Vault::inspect(&read_text(file.as_deref(), limit)?)?;
             write_json(&inspection)
         }
         Command::DataKey(DataKeyCommand::Create { context }) => {
             let context = context.parse()?;
-            let pair = runtime()?.block_on(Vault::from_env()?.create_data_key(&context))?;
+            let pair = runtime()?.block_on(vault_from_env(true)?.create_data_key(&context))?;
             write_json(&wire::DataKeyResponse::from(pair))
         }
         Command::DataKey(DataKeyCommand::Decrypt { keys }) => {
             let text = match keys {
                 Some(keys) => keys.trim().to_owned(),
-                None => read_text(None)?,
+                None => read_text(None, limit)?,
             };
-            let vault = Vault::from_env()?;
+            let vault = vault_from_env(false)?;
             let key = runtime()?.block_on(vault.decrypt_data_key_base64(&text))?;
             write_json(&wire::DecryptDataKeyResponse::from(&key))
         }
         Command::Rekey { file, context } => {
             let context = context.parse()?;
-            let text = read_text(file.as_deref())?;
-            let vault = Vault::from_env()?;
+            // Read first: in a pipe, the command before may still be
+            // creating the keyring.
+            let text = read_text(file.as_deref(), limit)?;
+            let vault = vault_from_env(false)?;
             write_line(&runtime()?.block_on(vault.rekey(&text, &context))?)
         }
         Command::Keyring(command) => keyring(command),
@@ -206,9 +259,10 @@ fn encrypt(
     context: &KeyContext,
     aad: Option<String>,
     layout: Layout,
+    limit: Limit,
 ) -> Result<(), Failure> {
-    let mut buf = read_plaintext(file.as_deref())?;
-    let vault = Vault::from_env()?.with_layout(layout);
+    let mut buf = read_plaintext(file.as_deref(), limit)?;
+    let vault = vault_from_env(true)?.with_layout(layout);
     let aad = aad.as_deref().map(str::as_bytes);
     let start = runtime()?.block_on(vault.encrypt_in_place(&mut buf, HEAD_ROOM, context, aad))?;
     // Sealed in place, the buffer holds no plaintext any more: it is freed
@@ -220,30 +274,79 @@ fn encrypt(
 fn decrypt(
     file: Option<PathBuf>,
     aad: Option<String>,
-    data_key: Option<String>,
+    data_key_file: Option<PathBuf>,
     layout: Option<Layout>,
+    limit: Limit,
 ) -> Result<(), Failure> {
     let aad = aad.as_deref().map(str::as_bytes);
-    // Parsed before reading: a bad key is refused without touching input.
-    let data_key = data_key
-        .map(|key| {
-            DataKey::from_base64("offline", &key)
-                .map_err(|e| Failure::input(format!("--data-key: {e}")))
-        })
-        .transpose()?;
-    let mut buf = read_envelope(file.as_deref())?;
+    // Read before the input: a bad key is refused without touching it.
+    let data_key = offline_data_key(data_key_file)?;
+    let mut buf = read_envelope(file.as_deref(), limit)?;
     match data_key {
         Some(key) => Vault::decrypt_in_place_with_data_key(&mut buf, &key, layout, aad)?,
         None => {
-            let vault = Vault::from_env()?;
+            // Opened only now, after the input is read: in the README's
+            // `encrypt | decrypt` pipe, encrypt creates the keyring first.
+            let vault = vault_from_env(false)?;
             runtime()?.block_on(vault.decrypt_in_place(&mut buf, layout, aad))?;
         }
     }
     write_stdout(&buf)
 }
 
+/// The data key of `--data-key-file`, or of `WORKOS_VAULT_DATA_KEY`; never
+/// an argument, which `ps` and shell history would show.
+fn offline_data_key(file: Option<PathBuf>) -> Result<Option<DataKey>, Failure> {
+    let from_env = match std::env::var(DATA_KEY_VAR) {
+        Ok(text) if text.trim().is_empty() => {
+            return Err(Failure::input(format!(
+                "{DATA_KEY_VAR} is set but empty; set it to a base64 data key or unset it"
+            )))
+        }
+        Ok(text) => Some(zeroize::Zeroizing::new(text)),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(Failure::input(format!("{DATA_KEY_VAR} is not base64")))
+        }
+    };
+    let (text, origin) = match (file, from_env) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::input(format!(
+                "both --data-key-file and {DATA_KEY_VAR} are set; give the data key once"
+            )))
+        }
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Failure::input(format!(
+                    "cannot read --data-key-file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            (zeroize::Zeroizing::new(text), "--data-key-file".to_owned())
+        }
+        (None, Some(text)) => (text, DATA_KEY_VAR.to_owned()),
+        (None, None) => return Ok(None),
+    };
+    DataKey::from_base64("offline", text.trim())
+        .map(Some)
+        .map_err(|e| Failure::input(format!("{origin}: {e}")))
+}
+
 fn keyring(command: KeyringCommand) -> Result<(), Failure> {
-    let service = local_service()?;
+    let path = vault::keyring_path()?;
+    let service = match command {
+        // The one keyring command that may create the file.
+        KeyringCommand::Init => match LocalKeyService::open(&path) {
+            Ok(service) => service,
+            Err(_) if !path.exists() => {
+                let keyring = Keyring::open_or_create(&path)?;
+                crate::note(&created_keyring_line(&path));
+                LocalKeyService::new(keyring)
+            }
+            Err(error) => return Err(error.into()),
+        },
+        KeyringCommand::Rotate | KeyringCommand::Show => LocalKeyService::open(&path)?,
+    };
     if let KeyringCommand::Rotate = command {
         service.rotate()?;
     }

@@ -11,7 +11,8 @@ pub const USAGE: u8 = 2;
 /// help).
 pub const UNREACHABLE: u8 = 3;
 /// Exit code: this machine failed us: no async runtime, cannot listen,
-/// cannot write the output, no randomness.
+/// cannot write the output (stdout closed, disk full), cannot read or
+/// write the keyring file (no permission, disk full), no randomness.
 pub const SYSTEM: u8 = 4;
 
 /// A failed command: the one line for stderr and the exit code.
@@ -63,6 +64,9 @@ impl From<vault::KeyServiceError> for Failure {
 }
 
 fn key_service_code(error: &vault::KeyServiceError) -> u8 {
+    if error.kind() == ErrorKind::Keyring && local_io_failure(error) {
+        return SYSTEM;
+    }
     match error.kind() {
         ErrorKind::Unauthorized | ErrorKind::InvalidKeys => REFUSED,
         ErrorKind::Connect | ErrorKind::Timeout => UNREACHABLE,
@@ -71,6 +75,29 @@ fn key_service_code(error: &vault::KeyServiceError) -> u8 {
         ErrorKind::Random | ErrorKind::Encode => SYSTEM,
         _ => USAGE,
     }
+}
+
+/// Whether a keyring error comes from this machine (a full disk, a
+/// read-only file system, no permission) rather than from the input or the
+/// keyring's content.
+fn local_io_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as Io;
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                Io::PermissionDenied
+                    | Io::StorageFull
+                    | Io::ReadOnlyFilesystem
+                    | Io::QuotaExceeded
+                    | Io::ResourceBusy
+                    | Io::OutOfMemory
+            ) || io.raw_os_error() == Some(28);
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error and its causes on one line, skipping causes already quoted.

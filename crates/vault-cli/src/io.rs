@@ -21,12 +21,42 @@ const ENCODE_CHUNK: usize = 3 << 18;
 /// Bytes of base64 text read per piece when decoding.
 const DECODE_CHUNK: usize = 1 << 20;
 
+/// The default of `--max-input-bytes`: 1 GiB.
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// The most bytes read from an input of unknown size (a pipe, a FIFO, a
+/// character device such as `/dev/zero`): without one, such an input is
+/// read until memory runs out.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(u64);
+
+impl Limit {
+    /// `--max-input-bytes`, capped at what one AES-GCM message holds.
+    pub fn new(bytes: u64) -> Self {
+        Limit(bytes.min(MAX_PLAINTEXT_LEN))
+    }
+
+    fn exceeded(self, name: &str) -> Failure {
+        Failure::input(format!(
+            "{name} holds more than {} bytes, the limit for input of unknown size (a pipe, FIFO \
+             or device); raise it with --max-input-bytes, or pass a regular file",
+            self.0
+        ))
+    }
+}
+
 /// An input: a file, or stdin when FILE is absent or `-`.
 struct Input {
     reader: Box<dyn Read>,
-    /// The file's length; unknown for stdin.
+    /// The length of a regular file; `None` for a pipe, FIFO, socket or
+    /// device (their length is not their content's).
     len: Option<u64>,
     name: String,
+}
+
+/// The length of a regular file, `None` for anything else.
+fn regular_len(metadata: std::io::Result<std::fs::Metadata>) -> Option<u64> {
+    metadata.ok().filter(|m| m.is_file()).map(|m| m.len())
 }
 
 impl Input {
@@ -36,7 +66,7 @@ impl Input {
                 let name = path.display().to_string();
                 let file = File::open(path)
                     .map_err(|e| Failure::input(format!("cannot open {name}: {e}")))?;
-                let len = file.metadata().ok().map(|m| m.len());
+                let len = regular_len(file.metadata());
                 Ok(Input {
                     reader: Box::new(file),
                     len,
@@ -44,10 +74,21 @@ impl Input {
                 })
             }
             None => Ok(Input {
+                len: stdin_len(),
                 reader: Box::new(std::io::stdin().lock()),
-                len: None,
                 name: "stdin".to_owned(),
             }),
+        }
+    }
+
+    /// The reader, stopped one byte past `limit` when the size is unknown.
+    fn limited(self, limit: Limit) -> Input {
+        match self.len {
+            Some(_) => self,
+            None => Input {
+                reader: Box::new(self.reader.take(limit.0.saturating_add(1))),
+                ..self
+            },
         }
     }
 
@@ -66,29 +107,49 @@ impl Input {
         Failure::input(format!("cannot read {name}: {error}"))
     }
 
-    /// Reads the rest of the input, appending to `buf`.
-    fn read_to_end(self, buf: &mut Vec<u8>) -> Result<(), Failure> {
-        let (mut reader, bar, name) = self.reader();
+    /// Reads the rest of the input, appending to `buf`; at most `limit`
+    /// bytes when the size is unknown.
+    fn read_to_end(self, buf: &mut Vec<u8>, limit: Limit) -> Result<(), Failure> {
+        let sized = self.len.is_some();
+        let start = buf.len();
+        let (mut reader, bar, name) = self.limited(limit).reader();
         reader
             .read_to_end(buf)
             .map_err(|e| Input::read_error(&name, e))?;
+        if !sized && (buf.len() - start) as u64 > limit.0 {
+            return Err(limit.exceeded(&name));
+        }
         bar.inspect(indicatif::ProgressBar::finish_and_clear);
         Ok(())
     }
 }
 
+/// The length of stdin when it is a regular file (`< file`), else `None`.
+#[cfg(unix)]
+fn stdin_len() -> Option<u64> {
+    let stat = rustix::fs::fstat(std::io::stdin()).ok()?;
+    (rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile)
+        .then(|| u64::try_from(stat.st_size).ok())
+        .flatten()
+}
+
+#[cfg(not(unix))]
+fn stdin_len() -> Option<u64> {
+    None
+}
+
 /// Reads all of FILE, or stdin when FILE is absent or `-`.
-pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>, Failure> {
+pub fn read_input(path: Option<&Path>, limit: Limit) -> Result<Vec<u8>, Failure> {
     let input = Input::open(path)?;
     let mut out = Vec::with_capacity(input.len.unwrap_or(0) as usize);
-    input.read_to_end(&mut out)?;
+    input.read_to_end(&mut out, limit)?;
     Ok(out)
 }
 
 /// Reads a plaintext to encrypt in place: the returned buffer holds
 /// [`HEAD_ROOM`] bytes, then the plaintext, with room for a trailing tag.
 /// Too large a file is refused before anything is read.
-pub fn read_plaintext(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure> {
+pub fn read_plaintext(path: Option<&Path>, limit: Limit) -> Result<Zeroizing<Vec<u8>>, Failure> {
     let input = Input::open(path)?;
     if let Some(len) = input.len {
         if len > MAX_PLAINTEXT_LEN {
@@ -103,14 +164,16 @@ pub fn read_plaintext(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure
     let len = input.len.unwrap_or(0) as usize;
     let mut buf = Zeroizing::new(Vec::with_capacity(HEAD_ROOM + len + TAG_LEN));
     buf.resize(HEAD_ROOM, 0);
-    input.read_to_end(&mut buf)?;
+    input.read_to_end(&mut buf, limit)?;
     Ok(buf)
 }
 
 /// Reads base64 ciphertext text and decodes it in pieces, so the text is
 /// never in memory whole. Returns the envelope's bytes.
-pub fn read_envelope(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure> {
+pub fn read_envelope(path: Option<&Path>, limit: Limit) -> Result<Zeroizing<Vec<u8>>, Failure> {
     let input = Input::open(path)?;
+    let sized = input.len.is_some();
+    let mut total: u64 = 0;
     let decoded_len = input.len.map_or(0, |len| len / 4 * 3 + 3);
     if input.len.is_some() {
         check_memory(&input.name, decoded_len)?;
@@ -119,7 +182,7 @@ pub fn read_envelope(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure>
     let mut out = Zeroizing::new(Vec::with_capacity(decoded_len as usize));
     let mut piece = vec![0u8; DECODE_CHUNK];
     let mut decoder = b64::Decoder::new();
-    let (mut reader, bar, name) = input.reader();
+    let (mut reader, bar, name) = input.limited(limit).reader();
     loop {
         let n = match reader.read(&mut piece) {
             Ok(0) => break,
@@ -127,6 +190,10 @@ pub fn read_envelope(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Failure>
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Input::read_error(&name, e)),
         };
+        total = total.saturating_add(n as u64);
+        if !sized && total > limit.0 {
+            return Err(limit.exceeded(&name));
+        }
         decoder
             .push(&piece[..n], &mut out)
             .map_err(|e| Failure::from(vault::Error::from(e)))?;
@@ -165,8 +232,8 @@ fn available_memory() -> Option<u64> {
 }
 
 /// Reads text input (a ciphertext or base64 keys), trimming whitespace.
-pub fn read_text(path: Option<&Path>) -> Result<String, Failure> {
-    let bytes = read_input(path)?;
+pub fn read_text(path: Option<&Path>, limit: Limit) -> Result<String, Failure> {
+    let bytes = read_input(path, limit)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Failure::input("input is not text; expected base64".to_owned()))?;
     Ok(text.trim().to_owned())

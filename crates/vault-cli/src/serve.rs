@@ -2,11 +2,11 @@
 //! Transit engine when `VAULT_TRANSIT_KEY` is set.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use vault::LocalKeyService;
+use vault::env::{backend_from_env, BackendKind, EnvOptions};
 use vault_server::{Metrics, ServerConfig, TlsConfig};
 
 use crate::failure::Failure;
@@ -17,13 +17,11 @@ pub struct ServeArgs {
     /// Address to listen on. Binds to loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// An API key clients must send as `Authorization: Bearer KEY`;
-    /// repeat for more. Also read from VAULT_SERVER_API_KEY.
-    #[arg(long = "api-key", env = "VAULT_SERVER_API_KEY", hide_env_values = true)]
-    api_keys: Vec<String>,
-    /// A file with one API key per line (blank lines and `#` comments
-    /// skipped).
-    #[arg(long)]
+    /// A file with the API keys clients must send as `Authorization:
+    /// Bearer KEY`, one per line (blank lines and `#` comments skipped).
+    /// VAULT_SERVER_API_KEY may hold one more. Keys are never arguments:
+    /// `ps` and shell history would show them.
+    #[arg(long, visible_alias = "api-key-file", value_name = "FILE")]
     api_keys_file: Option<PathBuf>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
@@ -60,7 +58,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::system(format!("cannot start the async runtime: {e}")))?;
-    let backend = runtime.block_on(Backend::from_env())?;
+    let backend = runtime.block_on(backend())?;
     let metrics = Metrics::new();
     let mut config = ServerConfig::new()
         .api_keys(keys)
@@ -90,10 +88,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             "http"
         };
         // The one line scripts wait for: where to point SDKs.
-        eprintln!(
+        crate::note(&format!(
             "vault: serving WorkOS key endpoints on {scheme}://{address} ({})",
             backend.description
-        );
+        ));
         vault_server::serve_with_shutdown(
             listener,
             backend.service,
@@ -114,36 +112,50 @@ struct Backend {
     keyring: Option<PathBuf>,
 }
 
-impl Backend {
-    /// Transit when `VAULT_TRANSIT_KEY` is set (checked before serving: a
-    /// wrong token exits 1, an unreachable or sealed engine 3), otherwise
-    /// the local keyring.
-    async fn from_env() -> Result<Backend, Failure> {
-        if let Some(builder) = vault::TransitKeyServiceBuilder::from_env()? {
-            let service = builder.build()?;
-            service.check().await?;
-            return Ok(Backend {
-                description: format!(
-                    "Transit at {}, key {}",
-                    service.address(),
-                    service.key_name()
-                ),
-                service: Arc::new(service),
-                keyring: None,
-            });
-        }
-        let keyring = vault::keyring_path()?;
-        Ok(Backend {
-            service: Arc::new(LocalKeyService::open(&keyring)?),
-            description: format!("keyring {}", keyring.display()),
-            keyring: Some(keyring),
-        })
+/// The backend `vault::env::backend_from_env` chooses (the library's and
+/// every command's choice), checked before serving: Transit must answer
+/// (a wrong token exits 1, an unreachable or sealed engine 3); WorkOS is
+/// refused, since serving WorkOS's endpoints over WorkOS would only relay.
+async fn backend() -> Result<Backend, Failure> {
+    let options = EnvOptions::new().default_keyring(true).create_keyring(true);
+    let backend = backend_from_env(options)?;
+    if backend.kind() == BackendKind::WorkOs {
+        return Err(Failure::input(format!(
+            "vault serve serves a local keyring or Transit, not WorkOS; unset {} (or use \
+             WorkOS directly)",
+            vault::API_KEY_VAR
+        )));
     }
+    backend.check().await?;
+    if let Some(path) = backend.keyring_path().filter(|_| backend.created_keyring()) {
+        crate::note(&crate::cli::created_keyring_line(path));
+    }
+    Ok(Backend {
+        description: backend.description().to_owned(),
+        keyring: backend.keyring_path().map(Path::to_owned),
+        service: backend.into_service(),
+    })
 }
 
-/// The keys of `--api-key` and `--api-keys-file`; at least one.
+/// `VAULT_SERVER_API_KEY`: one API key of `vault serve`, besides
+/// `--api-keys-file`.
+const API_KEY_VAR: &str = "VAULT_SERVER_API_KEY";
+
+/// The keys of `VAULT_SERVER_API_KEY` and `--api-keys-file`; at least one.
 fn api_keys(args: &ServeArgs) -> Result<Vec<String>, Failure> {
-    let mut keys = args.api_keys.clone();
+    let mut keys = Vec::new();
+    match std::env::var(API_KEY_VAR) {
+        Ok(key) if key.trim().is_empty() => {
+            return Err(Failure::input(format!(
+                "{API_KEY_VAR} is set but empty; set it to an API key or unset it"
+            )))
+        }
+        Ok(key) => keys.push(key.trim().to_owned()),
+        Err(std::env::VarError::NotPresent) => {}
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(Failure::input(format!("{API_KEY_VAR} is not valid UTF-8")))
+        }
+    }
     if let Some(path) = &args.api_keys_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
@@ -155,10 +167,10 @@ fn api_keys(args: &ServeArgs) -> Result<Vec<String>, Failure> {
         );
     }
     if keys.is_empty() {
-        return Err(Failure::input(
-            "vault serve needs at least one API key: pass --api-key KEY or --api-keys-file FILE"
-                .to_owned(),
-        ));
+        return Err(Failure::input(format!(
+            "vault serve needs at least one API key: set {API_KEY_VAR} or pass \
+                 --api-keys-file FILE"
+        )));
     }
     Ok(keys)
 }
@@ -186,13 +198,15 @@ async fn spawn_metrics(
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, Failure> {
     let listener = bind(address).await?;
     let bound = listener.local_addr().unwrap_or(address);
-    eprintln!("vault: serving metrics on http://{bound}/metrics");
+    crate::note(&format!("vault: serving metrics on http://{bound}/metrics"));
     Ok(tokio::spawn(vault_server::serve_metrics(listener, metrics)))
 }
 
 fn report_reload(outcome: std::io::Result<()>) {
     match outcome {
-        Ok(()) => eprintln!("vault: SIGHUP: reloaded the TLS certificate"),
-        Err(e) => eprintln!("vault: SIGHUP: kept the TLS certificate in use: {e}"),
+        Ok(()) => crate::note("vault: SIGHUP: reloaded the TLS certificate"),
+        Err(e) => crate::note(&format!(
+            "vault: SIGHUP: kept the TLS certificate in use: {e}"
+        )),
     }
 }

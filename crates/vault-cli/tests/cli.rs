@@ -177,6 +177,9 @@ fn exit_codes() {
     assert!(stderr.contains("does not match"), "{stderr}");
 
     // 2: bad input and usage errors.
+    let short_key = env.dir.path().join("short.key");
+    std::fs::write(&short_key, "c2hvcnQ=\n").unwrap();
+    let short_key = short_key.display().to_string();
     for (args, stdin) in [
         (&["decrypt"][..], &b"not base64!"[..]),
         (&["decrypt"][..], &b""[..]),
@@ -185,7 +188,10 @@ fn exit_codes() {
         (&["encrypt", "-c", "no-equals-sign"][..], &b"x"[..]),
         (&["encrypt", "-c", "=empty-name"][..], &b"x"[..]),
         (&["decrypt", "--layout", "Z"][..], &ciphertext[..]),
-        (&["decrypt", "--data-key", "c2hvcnQ="][..], &ciphertext[..]),
+        (
+            &["decrypt", "--data-key-file", &short_key][..],
+            &ciphertext[..],
+        ),
         (&["frobnicate"][..], &b""[..]),
     ] {
         let output = env.run(args, stdin);

@@ -18,6 +18,7 @@ fn vault(home: &Path, keyring: &Path) -> Command {
         .env_clear()
         .env("HOME", home)
         .env("VAULT_KEYRING", keyring)
+        .env("VAULT_SERVER_API_KEY", "sk_test_x")
         .env("PATH", std::env::var_os("PATH").unwrap_or_default());
     command
 }
@@ -34,7 +35,7 @@ fn serve_refuses_a_keyring_others_may_read() {
         std::fs::set_permissions(&keyring, std::fs::Permissions::from_mode(mode)).unwrap();
 
         let output = vault(dir.path(), &keyring)
-            .args(["serve", "--listen", "127.0.0.1:0", "--api-key", "sk_test_x"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             // A safety net only: a server that starts would serve forever.
             .timeout(Duration::from_secs(60))
             .output()
@@ -57,22 +58,30 @@ fn serve_creates_the_keyring_owner_only() {
         .env_clear()
         .env("HOME", dir.path())
         .env("VAULT_KEYRING", &keyring)
-        .args(["serve", "--listen", "127.0.0.1:0", "--api-key", "sk_test_x"])
+        .env("VAULT_SERVER_API_KEY", "sk_test_x")
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The server prints where it listens once the keyring is open.
+    // The server says it created the keyring, then where it listens once
+    // the keyring is open.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut created = String::new();
+    stderr.read_line(&mut created).unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stderr.read_line(&mut line).unwrap();
     let mode = std::fs::metadata(&keyring).map(|m| m.permissions().mode() & 0o777);
     let dir_mode =
         std::fs::metadata(keyring.parent().unwrap()).map(|m| m.permissions().mode() & 0o777);
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(
+        created.contains(&keyring.display().to_string())
+            && created.contains("back it up: what it encrypts cannot be decrypted without it"),
+        "{created}"
+    );
     assert!(line.contains("serving WorkOS key endpoints"), "{line}");
     assert_eq!(mode.unwrap(), 0o600);
     assert_eq!(dir_mode.unwrap(), 0o700);
@@ -85,7 +94,7 @@ fn a_taken_address_is_a_system_failure_not_a_usage_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let output = vault(dir.path(), &keyring)
-        .args(["serve", "--listen", &address, "--api-key", "sk_test_x"])
+        .args(["serve", "--listen", &address])
         // A safety net only: a server that starts would serve forever.
         .timeout(Duration::from_secs(60))
         .output()

@@ -1,10 +1,11 @@
-//! Offline `decrypt --data-key` against every SDK-written vector.
+//! Offline `decrypt` with a data key (WORKOS_VAULT_DATA_KEY) against every
+//! SDK-written vector.
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
 
 use assert_cmd::Command;
 
-/// What `decrypt --data-key` needs of a positive or negative vector.
+/// What an offline `decrypt` needs of a positive or negative vector.
 struct Case<'a> {
     id: &'a str,
     aad: Option<&'a str>,
@@ -16,7 +17,8 @@ fn decrypt(case: &Case) -> std::process::Output {
     let mut command = Command::cargo_bin("vault").unwrap();
     command
         .env_remove("WORKOS_API_KEY")
-        .args(["decrypt", "--data-key", case.data_key_b64]);
+        .env("WORKOS_VAULT_DATA_KEY", case.data_key_b64)
+        .arg("decrypt");
     if let Some(aad) = case.aad {
         command.args(["--aad", aad]);
     }

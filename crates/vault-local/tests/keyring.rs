@@ -300,7 +300,9 @@ fn debug_and_info_never_show_key_material() {
 fn copy_of(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keyring.json");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     fs::copy(&data, &path).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     (dir, path)
@@ -336,7 +338,10 @@ async fn a_keyring_of_the_format_before_key_checks_opens_and_gains_them_at_the_n
     // New data round-trips under the old keys.
     let pair = service.create_data_key(&context()).await.unwrap();
     assert_eq!(
-        service.decrypt_data_key(&pair.encrypted_keys).await.unwrap(),
+        service
+            .decrypt_data_key(&pair.encrypted_keys)
+            .await
+            .unwrap(),
         pair.data_key
     );
 
@@ -355,7 +360,10 @@ async fn a_keyring_of_the_format_before_key_checks_opens_and_gains_them_at_the_n
         b"made before key checks"
     );
     assert_eq!(
-        reopened.decrypt_data_key(&pair.encrypted_keys).await.unwrap(),
+        reopened
+            .decrypt_data_key(&pair.encrypted_keys)
+            .await
+            .unwrap(),
         pair.data_key
     );
 }
@@ -401,7 +409,10 @@ fn a_master_key_changed_by_one_character_is_refused_naming_its_version() {
     let check = json["keys"][1]["check"].as_str().unwrap();
     fs::write(&path, text.replace(check, &change_char(check, 0))).unwrap();
     let error = Keyring::open(&path).unwrap_err().to_string();
-    assert!(error.contains("master key version 2 does not match"), "{error}");
+    assert!(
+        error.contains("master key version 2 does not match"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -415,11 +426,17 @@ fn a_symlinked_keyring_is_read_through_and_rotated_at_its_target() {
     let mut keyring = Keyring::open(&link).unwrap();
     assert_eq!(keyring.rotate().unwrap(), 2);
     assert!(
-        fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
         "the link stays a link"
     );
     assert_eq!(
-        Keyring::open(&target).unwrap().versions().collect::<Vec<_>>(),
+        Keyring::open(&target)
+            .unwrap()
+            .versions()
+            .collect::<Vec<_>>(),
         [1, 2],
         "the target holds the new key"
     );

@@ -279,6 +279,34 @@ fn check_address(address: Option<&str>) -> Result<String, Error> {
     Ok(address.to_owned())
 }
 
+/// Reads a token file, refusing one that others may read: a token that
+/// every user of the machine can read is no secret.
+fn read_token_file(path: &PathBuf) -> Result<Zeroizing<String>, Error> {
+    let read_error = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Config,
+            format!("cannot read the token file {}", path.display()),
+        )
+        .with_source(e)
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(read_error)?.permissions().mode() & 0o777;
+        if mode & 0o004 != 0 {
+            return Err(config(&format!(
+                "the token file {path} has mode {mode:04o}, so every user may read the token; \
+                 run `chmod 600 {path}` (and consider revoking the token)",
+                path = path.display()
+            )));
+        }
+    }
+    let mut token = Zeroizing::new(String::new());
+    std::io::Read::read_to_string(&mut &file, &mut token).map_err(read_error)?;
+    Ok(token)
+}
+
 /// The `X-Vault-Token` header, marked sensitive so `Debug` hides it.
 fn token_header(
     token: Option<Zeroizing<String>>,
@@ -286,9 +314,7 @@ fn token_header(
 ) -> Result<HeaderValue, Error> {
     let token = match (token, file) {
         (Some(token), _) => token,
-        (None, Some(path)) => Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("cannot read the token file {}", path.display())).with_source(e)
-        })?),
+        (None, Some(path)) => read_token_file(path)?,
         (None, None) => return Err(config("a Transit token is required: set VAULT_TOKEN (or BAO_TOKEN) or VAULT_TRANSIT_TOKEN_FILE")),
     };
     let trimmed = token.trim();

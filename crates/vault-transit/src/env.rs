@@ -49,6 +49,16 @@ impl TransitKeyServiceBuilder {
 pub(crate) fn from_lookup(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<TransitKeyServiceBuilder>, Error> {
+    // This project's variables set but blank are errors, never "unset": a
+    // deploy that meant to choose Transit must not fall back to another
+    // key service.
+    for name in [KEY_VAR, MOUNT_VAR, TOKEN_FILE_VAR] {
+        if get(name).is_some_and(|v| v.trim().is_empty()) {
+            return Err(config(&format!(
+                "{name} is set but empty; set it to a value or unset it"
+            )));
+        }
+    }
     let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
     let Some(key) = get(KEY_VAR) else {
         return Ok(None);
@@ -193,9 +203,41 @@ mod tests {
     }
 
     #[test]
+    fn blank_variables_of_this_project_are_errors_not_unset() {
+        for name in [KEY_VAR, MOUNT_VAR, TOKEN_FILE_VAR] {
+            let mut vars = vec![("VAULT_TRANSIT_KEY", "k"), ("VAULT_ADDR", "http://h")];
+            vars.retain(|(n, _)| *n != name);
+            vars.push((name, " "));
+            let error = lookup(&vars).err().unwrap();
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("{name} is set but empty")),
+                "{error}"
+            );
+        }
+        assert!(lookup(&[("VAULT_ADDR", "")]).unwrap().is_none());
+    }
+
+    #[test]
     fn the_token_falls_back_to_the_token_file() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".vault-token"), "s.home\n").unwrap();
+        let token_file = dir.path().join(".vault-token");
+        std::fs::write(&token_file, "s.home\n").unwrap();
+        let set_mode = |mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set_mode(0o644);
+        let vars = [
+            ("VAULT_TRANSIT_KEY", "k"),
+            ("VAULT_ADDR", "http://h"),
+            ("HOME", dir.path().to_str().unwrap()),
+        ];
+        let error = lookup(&vars).unwrap().unwrap().build().unwrap_err();
+        assert!(error.to_string().contains("every user may read"), "{error}");
+        assert!(error.to_string().contains("chmod 600"), "{error}");
+        set_mode(0o600);
         let home = dir.path().to_str().unwrap();
         let vars = [
             ("VAULT_TRANSIT_KEY", "k"),

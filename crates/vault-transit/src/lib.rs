@@ -62,27 +62,3 @@ mod tls;
 pub use builder::TransitKeyServiceBuilder;
 pub use env::{KEY_VAR, MOUNT_VAR, TOKEN_FILE_VAR};
 pub use service::TransitKeyService;
-
-use std::sync::Arc;
-
-use vault_api::{Error, KeyService};
-
-/// The Transit key service the environment asks for, checked against the
-/// engine (the token may use the key, and the key is derived), or `None`
-/// when `VAULT_TRANSIT_KEY` is unset. For `vault serve` and other
-/// long-running processes that should fail at start-up, not on a request.
-pub async fn key_service_from_env() -> Result<Option<Arc<dyn KeyService>>, Error> {
-    let Some(builder) = TransitKeyServiceBuilder::from_env()? else {
-        return Ok(None);
-    };
-    let service = builder.build()?;
-    service.check().await?;
-    tracing::info!(
-        backend = "transit",
-        address = service.address(),
-        mount = service.mount(),
-        key = service.key_name(),
-        "vault key service chosen"
-    );
-    Ok(Some(Arc::new(service)))
-}

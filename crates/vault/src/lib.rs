@@ -36,8 +36,9 @@
 //! ```
 //!
 //! [`Vault::from_env`] picks the backend from the environment: WorkOS when
-//! `WORKOS_API_KEY` is set, otherwise the local key service with its
-//! keyring at `VAULT_KEYRING` or in the platform data directory.
+//! `WORKOS_API_KEY` is set, Transit when `VAULT_TRANSIT_KEY` is, the local
+//! keyring file when `VAULT_KEYRING` names one; with none of them it is an
+//! error, never a fresh keyring ([`env`] has the details).
 //!
 //! # WorkOS
 //!
@@ -66,7 +67,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod env;
+pub mod env;
 mod error;
 mod inspect;
 
@@ -122,11 +123,16 @@ impl Vault {
 
     /// The backend the environment asks for: WorkOS when `WORKOS_API_KEY`
     /// is set (at `WORKOS_BASE_URL`, default `https://api.workos.com`),
-    /// otherwise the local key service, with its keyring at `VAULT_KEYRING`
-    /// or in the platform data directory (created on first use, mode 0600).
+    /// Transit when `VAULT_TRANSIT_KEY` is, otherwise the existing local
+    /// keyring file at `VAULT_KEYRING` (never created here: make it with
+    /// `vault keyring init` or [`LocalKeyService::open_or_create`]).
+    ///
+    /// Fails closed with [`Error::Config`] when none is set (naming the
+    /// three ways to choose one), when one is set but blank, and when both
+    /// WorkOS and Transit are set. See [`env::backend_from_env`].
     pub fn from_env() -> Result<Self, Error> {
         Ok(Vault {
-            service: env::key_service_from_env()?,
+            service: env::backend_from_env(env::EnvOptions::new())?.into_service(),
             layout: Layout::default(),
         })
     }

@@ -217,12 +217,8 @@ pub(super) fn write_atomically<'a>(
     // A keyring path that is a symlink is rotated at its target: renaming
     // over the link would leave the target (what other paths and backups
     // point to) without the new key.
-    let path = &resolve(path).map_err(|e| {
-        io_error(
-            format!("cannot resolve keyring path {}", path.display()),
-            e,
-        )
-    })?;
+    let path = &resolve(path)
+        .map_err(|e| io_error(format!("cannot resolve keyring path {}", path.display()), e))?;
     let temp = sibling(path, ".tmp");
     let write_error =
         |e: io::Error| io_error(format!("cannot write keyring file {}", path.display()), e);
@@ -356,12 +352,8 @@ fn check_permissions(metadata: &fs::Metadata, path: &Path) -> Result<(), Error> 
 #[cfg(unix)]
 fn check_directory(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
-    let file = resolve(path).map_err(|e| {
-        io_error(
-            format!("cannot resolve keyring path {}", path.display()),
-            e,
-        )
-    })?;
+    let file = resolve(path)
+        .map_err(|e| io_error(format!("cannot resolve keyring path {}", path.display()), e))?;
     let parent = match file.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
