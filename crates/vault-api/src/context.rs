@@ -28,9 +28,43 @@ pub const MAX_VALUE_CHARS: usize = 500;
 /// assert!(KeyContext::new().with("", "x").is_err());
 /// # Ok::<(), vault_api::ContextError>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "BTreeMap<String, String>")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct KeyContext(BTreeMap<String, String>);
+
+/// A JSON object of strings, checked like [`KeyContext::insert`], and a
+/// name given twice is refused ([`ContextError::DuplicateName`]): taking the
+/// last would wrap under a context the sender may not have meant.
+impl<'de> Deserialize<'de> for KeyContext {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = KeyContext;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key context: an object of string values")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KeyContext, A::Error> {
+                let mut entries = BTreeMap::new();
+                while let Some((name, value)) = map.next_entry::<String, String>()? {
+                    if entries.contains_key(&name) {
+                        return Err(serde::de::Error::custom(ContextError::DuplicateName {
+                            name,
+                        }));
+                    }
+                    entries.insert(name, value);
+                }
+                KeyContext::try_from(entries).map_err(serde::de::Error::custom)
+            }
+        }
+
+        deserializer.deserialize_map(Entries)
+    }
+}
 
 impl TryFrom<BTreeMap<String, String>> for KeyContext {
     type Error = ContextError;
@@ -183,6 +217,11 @@ pub enum ContextError {
         /// The value's length in characters.
         chars: usize,
     },
+    /// A name given twice (in JSON, or twice on a command line).
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
 }
 
 impl fmt::Display for ContextError {
@@ -207,6 +246,13 @@ impl fmt::Display for ContextError {
                 f,
                 "key context value of {name:?} is {chars} characters; at most {MAX_VALUE_CHARS} are allowed"
             ),
+            ContextError::DuplicateName { name } => {
+                let short: String = name.chars().take(40).collect();
+                write!(
+                    f,
+                    "key context names {short:?} twice; give each name once"
+                )
+            }
         }
     }
 }
@@ -216,6 +262,20 @@ impl std::error::Error for ContextError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_given_twice_in_json_is_refused() {
+        let error = serde_json::from_str::<KeyContext>(r#"{"a":"b","a":"c"}"#).unwrap_err();
+        assert!(error.is_data(), "{error}");
+        assert!(
+            error.to_string().contains("key context names \"a\" twice"),
+            "{error}"
+        );
+        let same = serde_json::from_str::<KeyContext>(r#"{"a":"b","a":"b"}"#);
+        assert!(same.is_err(), "even with the same value");
+        let fine: KeyContext = serde_json::from_str(r#"{"b":"1","a":"2"}"#).unwrap();
+        assert_eq!(fine.iter().collect::<Vec<_>>(), [("a", "2"), ("b", "1")]);
+    }
 
     #[test]
     fn rules_name_the_entry() {

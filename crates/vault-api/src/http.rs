@@ -28,7 +28,7 @@ use ring::rand::SystemRandom;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use builder::HttpKeyServiceBuilder;
+pub use builder::{HttpKeyServiceBuilder, ALLOW_INSECURE_HTTP_VAR};
 use response::{data_key, data_key_pair};
 use transport::Transport;
 

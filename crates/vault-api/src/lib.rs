@@ -31,6 +31,6 @@ pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MES
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use error::{is_retryable_status, Error, ErrorKind};
 #[cfg(feature = "http")]
-pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder};
+pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder, ALLOW_INSECURE_HTTP_VAR};
 pub use service::{random_data_key, DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

@@ -114,3 +114,32 @@ fn one_line(error: &dyn std::error::Error) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyring_error(io: std::io::ErrorKind) -> vault::KeyServiceError {
+        vault::KeyServiceError::new(ErrorKind::Keyring, "cannot write keyring file /k.json")
+            .with_source(std::io::Error::from(io))
+    }
+
+    #[test]
+    fn keyring_failures_of_this_machine_are_exit_4_and_of_the_file_exit_2() {
+        for io in [
+            std::io::ErrorKind::StorageFull,
+            std::io::ErrorKind::PermissionDenied,
+            std::io::ErrorKind::ReadOnlyFilesystem,
+        ] {
+            assert_eq!(Failure::from(keyring_error(io)).code, SYSTEM, "{io:?}");
+            let wrapped = vault::Error::KeyService(keyring_error(io));
+            assert_eq!(Failure::from(wrapped).code, SYSTEM, "{io:?}");
+        }
+        let missing = vault::KeyServiceError::new(ErrorKind::Keyring, "does not exist");
+        assert_eq!(Failure::from(missing).code, USAGE);
+        assert_eq!(
+            Failure::from(keyring_error(std::io::ErrorKind::InvalidData)).code,
+            USAGE
+        );
+    }
+}

@@ -451,3 +451,80 @@ fn core_dumps_are_off_in_a_running_server() {
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(fields[4..6], ["0", "0"], "{core}");
 }
+
+#[test]
+fn plain_http_to_a_host_that_is_not_loopback_needs_an_opt_in() {
+    let home = Home::new();
+    let run = |allow: Option<&str>| {
+        let mut command = home.vault();
+        command
+            .env("WORKOS_API_KEY", "sk_test_in_clear_0123")
+            // Not loopback by address, though nothing leaves the machine:
+            // connecting to 0.0.0.0 reaches this host.
+            .env("WORKOS_BASE_URL", "http://0.0.0.0:9")
+            .args(["data-key", "create", "-c", "org=o"]);
+        if let Some(allow) = allow {
+            command.env("WORKOS_VAULT_ALLOW_INSECURE_HTTP", allow);
+        }
+        command.output().unwrap()
+    };
+    let refused = run(None);
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{text}");
+    assert!(text.contains("in clear"), "{text}");
+    assert!(
+        text.contains("WORKOS_VAULT_ALLOW_INSECURE_HTTP=1"),
+        "{text}"
+    );
+    assert!(!text.contains("sk_test_in_clear"), "{text}");
+    // Allowed, it gets as far as the network: nothing listens, exit 3.
+    let allowed = run(Some("1"));
+    assert_eq!(allowed.status.code(), Some(3), "{}", stderr(&allowed));
+}
+
+#[test]
+fn decrypt_takes_its_offline_data_key_from_a_file_or_the_environment() {
+    let home = Home::new();
+    let ciphertext = home
+        .run(&["encrypt", "-c", "org=o", "--aad", "r"], b"offline")
+        .stdout;
+    let info: serde_json::Value =
+        serde_json::from_slice(&home.run(&["inspect"], &ciphertext).stdout).unwrap();
+    let keys = info["encrypted_keys"].as_str().unwrap();
+    let key: serde_json::Value =
+        serde_json::from_slice(&home.run(&["data-key", "decrypt", keys], b"").stdout).unwrap();
+    let data_key = key["data_key"].as_str().unwrap();
+    let file = home.dir.path().join("data.key");
+    std::fs::write(&file, format!("{data_key}\n")).unwrap();
+    // Offline: the keyring is gone, so only the given key can open it.
+    std::fs::remove_file(home.default_keyring()).unwrap();
+
+    let from_file = home.run(
+        &[
+            "decrypt",
+            "--aad",
+            "r",
+            "--data-key-file",
+            file.to_str().unwrap(),
+        ],
+        &ciphertext,
+    );
+    assert_eq!(from_file.stdout, b"offline", "{}", stderr(&from_file));
+    let from_env = home
+        .vault()
+        .env("WORKOS_VAULT_DATA_KEY", data_key)
+        .args(["decrypt", "--aad", "r"])
+        .write_stdin(ciphertext.clone())
+        .output()
+        .unwrap();
+    assert_eq!(from_env.stdout, b"offline", "{}", stderr(&from_env));
+    let both = home
+        .vault()
+        .env("WORKOS_VAULT_DATA_KEY", data_key)
+        .args(["decrypt", "--data-key-file", file.to_str().unwrap()])
+        .write_stdin(ciphertext)
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    assert!(!stderr(&both).contains(data_key));
+}

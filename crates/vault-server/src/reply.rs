@@ -76,9 +76,20 @@ fn context_rejection(body: &[u8]) -> Option<Reject> {
             }
         }
     }
-    vault_api::KeyContext::try_from(entries)
+    if let Err(error) = vault_api::KeyContext::try_from(entries) {
+        return Some(unprocessable(error.to_string()));
+    }
+    // The map above kept the last of a name given twice; the rules hold for
+    // what is left, so a context that still does not deserialize names an
+    // entry twice.
+    #[derive(serde::Deserialize)]
+    struct ContextOnly {
+        #[allow(dead_code)] // Deserialized for its checks only.
+        context: vault_api::KeyContext,
+    }
+    serde_json::from_slice::<ContextOnly>(body)
         .err()
-        .map(|error| unprocessable(error.to_string()))
+        .map(|error| unprocessable(format!("invalid context: {error}")))
 }
 
 fn json_type(value: &serde_json::Value) -> &'static str {

@@ -90,6 +90,24 @@ async fn type_errors_inside_the_context_get_422_with_message() {
 }
 
 #[tokio::test]
+async fn a_context_name_given_twice_gets_422() {
+    let handler = handler(ServerConfig::new());
+    for (path, body) in [
+        (DATA_KEY, r#"{"context":{"a":"b","a":"c"}}"#),
+        (DATA_KEY, r#"{"context":{"a":"b","z":"y","a":"b"}}"#),
+        (
+            REKEY,
+            r#"{"context":{"a":"b","a":"c"},"encrypted_keys":"AAAA"}"#,
+        ),
+    ] {
+        let (status, json) = post(&handler, path, body.as_bytes()).await;
+        assert_eq!(status, 422, "{path} {body}: {json}");
+        let message = json["message"].as_str().expect("a message field");
+        assert!(message.contains("names \"a\" twice"), "{json}");
+    }
+}
+
+#[tokio::test]
 async fn malformed_json_gets_400() {
     let handler = handler(ServerConfig::new());
     let nested = "[".repeat(100_000);

@@ -56,7 +56,12 @@ pub struct HttpKeyServiceBuilder {
     ca_bundle: Option<CaBundle>,
     proxies: Option<Proxies>,
     transport: Option<Arc<dyn Transport>>,
+    allow_insecure_http: bool,
 }
+
+/// `WORKOS_VAULT_ALLOW_INSECURE_HTTP=1`: the environment's form of
+/// [`HttpKeyServiceBuilder::allow_insecure_http`].
+pub const ALLOW_INSECURE_HTTP_VAR: &str = "WORKOS_VAULT_ALLOW_INSECURE_HTTP";
 
 impl Default for HttpKeyServiceBuilder {
     fn default() -> Self {
@@ -80,6 +85,7 @@ impl HttpKeyServiceBuilder {
             ca_bundle: None,
             proxies: None,
             transport: None,
+            allow_insecure_http: false,
         }
     }
 
@@ -90,10 +96,23 @@ impl HttpKeyServiceBuilder {
         self
     }
 
-    /// Where the key API lives: `https://...`, or `http://...` for a local
-    /// server. A path prefix is kept; a trailing slash is ignored.
+    /// Where the key API lives: `https://...`, or `http://...` for a
+    /// server on this machine (`localhost`, `127.0.0.0/8`, `[::1]`). A path
+    /// prefix is kept; a trailing slash is ignored. Plain `http://` to any
+    /// other host would send the API key in clear: [`build`](Self::build)
+    /// refuses it unless [`allow_insecure_http`](Self::allow_insecure_http)
+    /// says otherwise.
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = base_url.into();
+        self
+    }
+
+    /// Allows a plain `http://` base URL to a host that is not loopback,
+    /// which sends the API key and data keys in clear: only for a network
+    /// you trust end to end (a sidecar in the same pod, say). Also set by
+    /// `WORKOS_VAULT_ALLOW_INSECURE_HTTP=1`. Off by default.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
         self
     }
 
@@ -181,6 +200,10 @@ impl HttpKeyServiceBuilder {
     pub fn build(self) -> Result<HttpKeyService, Error> {
         let api_key = check_api_key(self.api_key)?;
         let base_url = check_base_url(&self.base_url)?;
+        let allow_insecure = self.allow_insecure_http
+            || std::env::var(ALLOW_INSECURE_HTTP_VAR)
+                .is_ok_and(|v| v.trim() == "1" || v.trim().eq_ignore_ascii_case("true"));
+        check_in_clear(&base_url, allow_insecure)?;
         if self.timeout.is_zero() {
             return Err(config_error("the per-attempt timeout must be above zero"));
         }
@@ -246,6 +269,7 @@ impl fmt::Debug for HttpKeyServiceBuilder {
             )
             .field("proxies", &self.proxies)
             .field("transport", &self.transport)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }
 }
@@ -329,6 +353,35 @@ fn check_base_url(text: &str) -> Result<String, Error> {
     Ok(base.to_owned())
 }
 
+/// Refuses `http://` to a host that is not loopback unless allowed: the
+/// API key would cross the network in clear.
+fn check_in_clear(base_url: &str, allowed: bool) -> Result<(), Error> {
+    let Ok(uri) = base_url.parse::<Uri>() else {
+        return Err(config_error("the base URL is not a valid URL"));
+    };
+    if allowed
+        || !uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+    {
+        return Ok(());
+    }
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(config_error(&format!(
+        "the base URL http://{host} would send the API key in clear to a host that is not \
+         this machine; use https://, or on a network you trust end to end opt in with \
+         allow_insecure_http(true) or {ALLOW_INSECURE_HTTP_VAR}=1"
+    )))
+}
+
 /// The `Authorization` header, marked sensitive so `Debug` hides it.
 pub(super) fn authorization(api_key: &SecretString) -> Result<HeaderValue, Error> {
     let text = Zeroizing::new(format!("Bearer {}", api_key.expose_secret().trim()));
@@ -390,6 +443,43 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(ok.base_url(), "HTTPS://api.example.com/prefix");
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_unless_allowed() {
+        let build = |url: &str, allow: bool| {
+            HttpKeyService::builder()
+                .api_key("sk_test")
+                .base_url(url)
+                .allow_insecure_http(allow)
+                .proxies(crate::transport::Proxies::none())
+                .build()
+        };
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://localhost:1/prefix",
+            "http://[::1]:8080",
+            "https://keys.example.com",
+        ] {
+            build(url, false).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        for url in [
+            "http://keys.example.com",
+            "http://10.0.0.1:8080",
+            "http://0.0.0.0:9",
+            "http://[2001:db8::1]",
+            "HTTP://localhost.example.com",
+        ] {
+            let error = build(url, false).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Config, "{url}");
+            assert!(error.to_string().contains("in clear"), "{error}");
+            assert!(
+                error.to_string().contains(ALLOW_INSECURE_HTTP_VAR),
+                "{error}"
+            );
+            build(url, true).unwrap_or_else(|e| panic!("{url} allowed: {e}"));
+        }
     }
 
     #[test]
