@@ -75,6 +75,11 @@ mod error;
 mod key;
 mod open;
 mod seal;
+mod wipe;
+
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use wipe::test_hooks;
 
 pub use cipher::MAX_PLAINTEXT_LEN;
 pub use error::Error;

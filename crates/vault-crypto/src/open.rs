@@ -1,7 +1,7 @@
 //! Opening: envelope in, plaintext out, or one opaque error.
 
+use crate::wipe::{wipe, wipe_from};
 use vault_format::{b64, Envelope, Layout, TAG_LEN};
-use zeroize::Zeroize;
 
 use crate::cipher;
 use crate::{DataKey, Error};
@@ -44,8 +44,7 @@ pub fn open_into(
         0..envelope.ciphertext().len(),
     );
     if result.is_err() {
-        out[start..].zeroize();
-        out.truncate(start);
+        wipe_from(out, start);
     }
     result.map(|_| ())
 }
@@ -114,8 +113,7 @@ pub fn open_in_place(
             // Not the canonical framing of these bytes (cannot happen with
             // vault-format's parser); fall back to a copying open.
             let plaintext = open(key, &envelope, aad);
-            buf.zeroize();
-            buf.clear();
+            wipe(buf);
             *buf = plaintext?;
             return Ok(());
         }
@@ -137,13 +135,11 @@ pub fn open_in_place(
             // The tail past the plaintext may hold plaintext left over from
             // moving it to the front: wipe it before it becomes spare
             // capacity.
-            buf[len..].zeroize();
-            buf.truncate(len);
+            wipe_from(buf, len);
             Ok(())
         }
         Err(error) => {
-            buf.zeroize();
-            buf.clear();
+            wipe(buf);
             Err(error)
         }
     }

@@ -1,7 +1,7 @@
 //! Sealing: plaintext in, envelope out, encrypted in place in the output.
 
+use crate::wipe::{wipe, wipe_from};
 use vault_format::{b64, Frame, Layout};
-use zeroize::Zeroize;
 
 use crate::cipher::{self, MAX_PLAINTEXT_LEN};
 use crate::{DataKey, Error};
@@ -156,8 +156,7 @@ pub fn seal_in_place(
     let frame = match frame(layout, encrypted_keys, plaintext_len) {
         Ok(frame) => frame,
         Err(error) => {
-            buf.zeroize();
-            buf.clear();
+            wipe(buf);
             return Err(error);
         }
     };
@@ -174,8 +173,7 @@ pub fn seal_in_place(
     match fill_and_seal(&mut buf[start..], &frame, key, encrypted_keys, aad, None) {
         Ok(()) => Ok(start),
         Err(error) => {
-            buf.zeroize();
-            buf.clear();
+            wipe(buf);
             Err(error)
         }
     }
@@ -214,8 +212,7 @@ pub(crate) fn seal_frame(
     let result = fill_and_seal(&mut out[start..], frame, key, encrypted_keys, aad, iv);
     if result.is_err() {
         // The buffer holds a copy of the plaintext: wipe it.
-        out[start..].zeroize();
-        out.truncate(start);
+        wipe_from(out, start);
     }
     result
 }

@@ -4,6 +4,7 @@
 //! (a shortened ciphertext) is the opaque `Decrypt`. No partial plaintext
 //! ever reaches the caller. See docs/SECURITY.md.
 
+use vault_crypto::test_hooks::{record_wipes, take_wipes, Wipe};
 use vault_crypto::{open_base64, open_into, seal, DataKey, Envelope, Error, Layout};
 
 const LAYOUTS: [Layout; 4] = [Layout::A12, Layout::A32, Layout::B, Layout::APrime];
@@ -30,12 +31,23 @@ fn truncation_at_every_offset_never_opens() {
             }
             if let Ok(envelope) = Envelope::parse_as(prefix, layout) {
                 let mut out = b"kept".to_vec();
+                record_wipes();
                 assert_eq!(
                     open_into(&mut out, &key, &envelope, AAD),
                     Err(Error::Decrypt),
                     "{what}"
                 );
                 assert_eq!(out, b"kept", "{what}: no partial plaintext");
+                // What was decrypted past "kept" was zeroed before it was
+                // cut off (a plain truncate would pass the check above).
+                assert_eq!(
+                    take_wipes(),
+                    [Wipe {
+                        len: envelope.ciphertext().len(),
+                        all_zero: true
+                    }],
+                    "{what}"
+                );
             }
         }
         // Both kinds of damage occur, in every layout.

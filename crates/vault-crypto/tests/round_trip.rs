@@ -4,6 +4,7 @@ use aes_gcm::aead::consts::U12;
 use aes_gcm::aes::Aes256;
 use aes_gcm::{AeadInPlace, AesGcm, KeyInit};
 use proptest::prelude::*;
+use vault_crypto::test_hooks::{record_wipes, take_wipes, Wipe};
 use vault_crypto::{
     head_len, open, open_base64, open_in_place, open_into, seal, seal_in_place, seal_into,
     seal_to_base64, DataKey, Envelope, Error, Layout, TAG_LEN,
@@ -174,8 +175,11 @@ proptest! {
         let envelope = Envelope::parse_as(&sealed, layout).unwrap();
         prop_assert_eq!(open(&key, &envelope, &aad), Err(Error::Decrypt));
         let mut buf = sealed.clone();
+        record_wipes();
         prop_assert_eq!(open_in_place(&key, &mut buf, Some(layout), &aad), Err(Error::Decrypt));
         prop_assert!(buf.is_empty(), "no partial plaintext");
+        // Zeroed, not just emptied: the whole envelope, while it was held.
+        prop_assert_eq!(take_wipes(), [Wipe { len: sealed.len(), all_zero: true }]);
     }
 }
 
@@ -199,12 +203,18 @@ fn every_single_byte_flip_of_iv_tag_and_ciphertext_fails() {
                     bytes[i] ^= 1 << bit;
                     let envelope = Envelope::parse_as(&bytes, layout).unwrap();
                     let mut out = b"kept".to_vec();
+                    record_wipes();
                     assert_eq!(
                         open_into(&mut out, &key, &envelope, b"org_1"),
                         Err(Error::Decrypt),
                         "{layout}: byte {i} bit {bit}"
                     );
                     assert_eq!(out, b"kept", "no partial plaintext");
+                    let wiped = Wipe {
+                        len: envelope.ciphertext().len(),
+                        all_zero: true,
+                    };
+                    assert_eq!(take_wipes(), [wiped], "{layout}: byte {i} bit {bit}");
                     checked += 1;
                 }
             }
@@ -340,16 +350,24 @@ fn open_in_place_leaves_malformed_input_and_wipes_failures() {
     for layout in LAYOUTS {
         let (sealed, _) = sealed_message(layout, &key);
         let mut buf = sealed.clone();
+        record_wipes();
         assert_eq!(
             open_in_place(&key, &mut buf, Some(layout), b"org_2"),
             Err(Error::Decrypt)
         );
         assert!(buf.is_empty(), "{layout}");
+        let wiped = Wipe {
+            len: sealed.len(),
+            all_zero: true,
+        };
+        assert_eq!(take_wipes(), [wiped], "{layout}: zeroed, not just emptied");
         let mut buf = sealed;
+        record_wipes();
         assert_eq!(
             open_in_place(&self::key([8; 32]), &mut buf, None, b"org_1"),
             Err(Error::Decrypt)
         );
         assert!(buf.is_empty(), "{layout}");
+        assert_eq!(take_wipes(), [wiped], "{layout}: zeroed, not just emptied");
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
 
 use vault::{Error, KeyContext, Layout, LocalKeyService, Vault};
+use vault_crypto::test_hooks::{record_wipes, take_wipes, Wipe};
 use vault_format::{b64, Envelope, KeyBlob};
 
 fn context(org: &str) -> KeyContext {
@@ -224,11 +225,22 @@ async fn in_place_encryption_reads_like_any_other_ciphertext() {
             assert_eq!(opened, plaintext, "{layout} room {room}");
 
             let mut envelope = buf[start..].to_vec();
+            let held = envelope.len();
+            // A current-thread runtime: the open runs on this thread.
+            record_wipes();
             let wrong = vault
                 .decrypt_in_place(&mut envelope, None, Some(b"other"))
                 .await;
             assert!(matches!(wrong, Err(Error::Decrypt)));
-            assert!(envelope.is_empty(), "a failed open wipes the buffer");
+            assert!(envelope.is_empty(), "a failed open empties the buffer");
+            assert_eq!(
+                take_wipes(),
+                [Wipe {
+                    len: held,
+                    all_zero: true
+                }],
+                "and zeroes all it held first"
+            );
         }
     }
 }
