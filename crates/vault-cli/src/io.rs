@@ -28,22 +28,47 @@ pub const DEFAULT_MAX_INPUT_BYTES: u64 = 1 << 30;
 /// character device such as `/dev/zero`): without one, such an input is
 /// read until memory runs out.
 #[derive(Debug, Clone, Copy)]
-pub struct Limit(u64);
+pub struct Limit {
+    bytes: u64,
+    /// Whether the memory available, not `--max-input-bytes`, set `bytes`.
+    by_memory: bool,
+}
 
 impl Limit {
-    /// `--max-input-bytes`, capped at what one AES-GCM message holds.
+    /// `--max-input-bytes`, capped at what one AES-GCM message holds and
+    /// at the memory available now.
     pub fn new(bytes: u64) -> Self {
-        Limit(bytes.min(MAX_PLAINTEXT_LEN))
+        let bytes = bytes.min(MAX_PLAINTEXT_LEN);
+        match available_memory().map(|m| m.saturating_sub(MEMORY_SLACK)) {
+            Some(usable) if usable < bytes => Limit {
+                bytes: usable,
+                by_memory: true,
+            },
+            _ => Limit {
+                bytes,
+                by_memory: false,
+            },
+        }
     }
 
     fn exceeded(self, name: &str) -> Failure {
+        if self.by_memory {
+            return Failure::input(format!(
+                "{name} holds more than {} MiB, about all the memory available; pass a regular \
+                 file (it is sized first) or free memory",
+                self.bytes >> 20
+            ));
+        }
         Failure::input(format!(
             "{name} holds more than {} bytes, the limit for input of unknown size (a pipe, FIFO \
              or device); raise it with --max-input-bytes, or pass a regular file",
-            self.0
+            self.bytes
         ))
     }
 }
+
+/// Memory kept back for the runtime and I/O buffers.
+const MEMORY_SLACK: u64 = 16 << 20;
 
 /// An input: a file, or stdin when FILE is absent or `-`.
 struct Input {
@@ -86,7 +111,7 @@ impl Input {
         match self.len {
             Some(_) => self,
             None => Input {
-                reader: Box::new(self.reader.take(limit.0.saturating_add(1))),
+                reader: Box::new(self.reader.take(limit.bytes.saturating_add(1))),
                 ..self
             },
         }
@@ -116,7 +141,7 @@ impl Input {
         reader
             .read_to_end(buf)
             .map_err(|e| Input::read_error(&name, e))?;
-        if !sized && (buf.len() - start) as u64 > limit.0 {
+        if !sized && (buf.len() - start) as u64 > limit.bytes {
             return Err(limit.exceeded(&name));
         }
         bar.inspect(indicatif::ProgressBar::finish_and_clear);
@@ -191,7 +216,7 @@ pub fn read_envelope(path: Option<&Path>, limit: Limit) -> Result<Zeroizing<Vec<
             Err(e) => return Err(Input::read_error(&name, e)),
         };
         total = total.saturating_add(n as u64);
-        if !sized && total > limit.0 {
+        if !sized && total > limit.bytes {
             return Err(limit.exceeded(&name));
         }
         decoder
@@ -212,7 +237,7 @@ fn check_memory(name: &str, bytes: u64) -> Result<(), Failure> {
         return Ok(());
     };
     // The buffer, plus slack for the runtime and I/O buffers.
-    let needed = bytes.saturating_add(16 << 20);
+    let needed = bytes.saturating_add(MEMORY_SLACK);
     if needed > available {
         return Err(Failure::input(format!(
             "{name} needs about {} MiB of memory to process and only {} MiB is available",
@@ -285,4 +310,25 @@ pub fn write_json(value: &impl serde::Serialize) -> Result<(), Failure> {
             .map_err(|e| Failure::system(format!("cannot format JSON: {e}")))?,
     );
     write_line(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unsized_limit_never_exceeds_aes_gcm_or_the_memory_available() {
+        let default = Limit::new(DEFAULT_MAX_INPUT_BYTES);
+        assert!(default.bytes <= DEFAULT_MAX_INPUT_BYTES);
+        let huge = Limit::new(u64::MAX);
+        assert!(huge.bytes <= MAX_PLAINTEXT_LEN);
+        if let Some(available) = available_memory() {
+            assert!(huge.bytes <= available, "{huge:?}");
+            if available < MAX_PLAINTEXT_LEN {
+                assert!(huge.by_memory, "{huge:?}");
+                let message = huge.exceeded("stdin").message;
+                assert!(message.contains("memory available"), "{message}");
+            }
+        }
+    }
 }
