@@ -6,12 +6,23 @@
 //!
 //! ```json
 //! {"format": "vault-rs-keyring", "version": 1,
-//!  "keys": [{"version": 1, "created_at": 1700000000, "key": "<base64>"}]}
+//!  "keys": [{"version": 1, "created_at": 1700000000, "key": "<base64>",
+//!            "check": "<base64>"}]}
 //! ```
+//!
+//! `check` is HMAC-SHA256, under the key, of the label
+//! `"vault-rs keyring key check v1\0"` and the version as a big-endian
+//! `u32`. It is verified at load: a key changed by one character is refused
+//! naming its version, and nothing is written while it fails. Files written
+//! before checks existed have none; they open, and every key gains its check
+//! at the next write (a rotation).
 //!
 //! Changes are written atomically (a temporary file in the same directory,
 //! then a rename) while holding an exclusive lock on `<path>.lock`, so
-//! several processes sharing one keyring never lose a rotation.
+//! several processes sharing one keyring never lose a rotation. A path
+//! that is a symlink is followed: its target is locked and rewritten, and
+//! the link stays. The file must belong to the current user, be readable by
+//! it alone, and sit in a directory group and others cannot write.
 
 mod file;
 

@@ -2,10 +2,12 @@
 //! keyring, for development, CI, air-gapped use and behind `vault-server`.
 //!
 //! **Most users want the `vault` crate**, which re-exports this crate's
-//! types and uses [`LocalKeyService`] when no WorkOS API key is configured.
+//! types and uses [`LocalKeyService`] when `VAULT_KEYRING` names a keyring.
 //!
 //! - [`Keyring`]: versioned 32-byte master keys, in memory or in a file
-//!   only its owner may read.
+//!   only its owner may read, each with a check value verified at load.
+//!   [`Keyring::open`] never creates a file; [`Keyring::create`] and
+//!   [`Keyring::open_or_create`] are for code that mints keys.
 //! - [`LocalKeyService`]: a [`vault_api::KeyService`] that wraps data keys
 //!   under KEKs derived from the keyring's newest master key.
 //!

@@ -115,9 +115,9 @@ impl Backend {
         self.kind
     }
 
-    /// One line naming the backend and where it is ("keyring
-    /// /home/me/.local/share/vault-rs/keyring.json", "WorkOS at
-    /// https://api.workos.com"); never a secret.
+    /// One line naming the backend and where it is (`keyring
+    /// /home/me/.local/share/vault-rs/keyring.json`, `WorkOS at
+    /// https://api.workos.com`); never a secret.
     pub fn description(&self) -> &str {
         &self.description
     }

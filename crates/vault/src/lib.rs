@@ -38,7 +38,7 @@
 //! [`Vault::from_env`] picks the backend from the environment: WorkOS when
 //! `WORKOS_API_KEY` is set, Transit when `VAULT_TRANSIT_KEY` is, the local
 //! keyring file when `VAULT_KEYRING` names one; with none of them it is an
-//! error, never a fresh keyring ([`env`] has the details).
+//! error, never a fresh keyring ([`mod@env`] has the details).
 //!
 //! # WorkOS
 //!
