@@ -44,9 +44,12 @@ pub struct Args {
 }
 
 impl Args {
-    /// Whether the command writes its result to stdout (all but `serve`).
-    pub fn writes_stdout(&self) -> bool {
-        !matches!(self.command, Command::Serve(_))
+    /// Whether the command's result is its stdout, lost if stdout is gone:
+    /// not `serve` (it logs on stderr), nor the `keyring` commands, whose
+    /// JSON only describes what they did (a script may discard it with a
+    /// read-write `/dev/null`, as Python's `subprocess.DEVNULL` gives).
+    pub fn output_is_the_result(&self) -> bool {
+        !matches!(self.command, Command::Serve(_) | Command::Keyring(_))
     }
 }
 

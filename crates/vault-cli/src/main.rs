@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     process::harden();
     process::install_tracing();
     let args = cli::Args::parse();
-    if args.writes_stdout() && process::stdout_was_closed() {
+    if args.output_is_the_result() && process::stdout_was_closed() {
         note("vault: stdout is closed (`>&-`), so the output would be lost; redirect it to a file, or to /dev/null to discard it");
         return ExitCode::from(failure::SYSTEM);
     }

@@ -58,6 +58,9 @@ impl std::io::Write for QuietStderr {
 /// then opens `/dev/null` on fd 1, read-write, before `main`; a shell's
 /// `>/dev/null` opens it write-only. So `/dev/null` opened read-write on
 /// fd 1 means the output would be lost without anyone asking for that.
+/// A parent that hands its child `/dev/null` read-write (Python's
+/// `subprocess.DEVNULL`, libuv's "ignore") looks the same: for the commands
+/// whose output is their result, it is refused too (README says so).
 #[cfg(unix)]
 pub fn stdout_was_closed() -> bool {
     use rustix::fs::{fcntl_getfl, fstat, stat, FileType, OFlags};

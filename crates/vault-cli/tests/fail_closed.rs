@@ -354,6 +354,21 @@ fn rust_log_shows_the_backend_chosen() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("vault key service chosen"), "{text}");
     assert!(text.contains("backend=\"local\""), "{text}");
+
+    // And the key service's retries (nothing listens on port 9).
+    let output = home
+        .vault()
+        .env("RUST_LOG", "info")
+        .env("WORKOS_API_KEY", "sk_test_retried_0123")
+        .env("WORKOS_BASE_URL", "http://127.0.0.1:9")
+        .args(["data-key", "create", "-c", "org=o"])
+        .output()
+        .unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(text.contains("backend=\"workos\""), "{text}");
+    assert!(text.contains("retrying the key service call"), "{text}");
+    assert!(!text.contains("sk_test_retried"), "{text}");
 }
 
 #[test]
@@ -527,4 +542,19 @@ fn decrypt_takes_its_offline_data_key_from_a_file_or_the_environment() {
         .unwrap();
     assert_eq!(both.status.code(), Some(2));
     assert!(!stderr(&both).contains(data_key));
+}
+
+#[test]
+fn keyring_commands_may_discard_their_description_even_with_a_closed_stdout() {
+    let home = Home::new();
+    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' keyring init >&-", binary.display()))
+        .env_clear()
+        .env("HOME", home.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(home.default_keyring().exists());
 }

@@ -384,6 +384,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "  s.fromfile\n").unwrap();
+        // Owner-only, as `vault login` writes it: others may not read it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let service = TransitKeyServiceBuilder::new()
             .address("http://h")
             .key("k")
