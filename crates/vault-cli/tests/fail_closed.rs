@@ -432,14 +432,75 @@ fn secrets_are_never_arguments() {
         .contains("--api-keys-file"));
 }
 
+/// Whether the tests run as root, who may read any process's memory
+/// unless it drops its capabilities.
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    uid.split_whitespace().nth(2) == Some("0")
+}
+
+/// `program`, without capabilities when run as root (`setpriv`), so that
+/// reading another process's /proc files obeys its dumpable flag.
+fn without_capabilities(program: &Path) -> std::process::Command {
+    if is_root() {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args(["--bounding-set=-all", "--inh-caps=-all"])
+            .arg(program);
+        command
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+/// Whether a process without capabilities may read `/proc/<pid>/environ`:
+/// refused for a process that is not dumpable (what ptrace attach needs).
+fn environ_readable(pid: u32) -> bool {
+    without_capabilities(Path::new("cat"))
+        .arg(format!("/proc/{pid}/environ"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
 #[test]
-fn core_dumps_are_off_in_a_running_server() {
+fn core_dumps_and_ptrace_are_off_in_a_running_server() {
+    if is_root()
+        && std::process::Command::new("setpriv")
+            .arg("--help")
+            .output()
+            .is_err()
+    {
+        eprintln!("SKIPPED: setpriv (util-linux) is not installed");
+        return;
+    }
+    // The check itself: a process like the server but dumpable is readable.
+    let mut control = without_capabilities(Path::new("sh"))
+        .args(["-c", "echo ready; read line"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(control.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    let control_readable = environ_readable(control.id());
+    drop(control.stdin.take());
+    control.wait().unwrap();
+    assert!(control_readable, "a dumpable process is readable");
+
     let home = Home::new();
-    let binary = assert_cmd::cargo::cargo_bin("vault");
-    let mut child = std::process::Command::new(binary)
+    let mut child = without_capabilities(&assert_cmd::cargo::cargo_bin("vault"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_clear()
         .env("HOME", home.dir.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("VAULT_SERVER_API_KEY", "sk_test_0123456789abcdef")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -457,6 +518,7 @@ fn core_dumps_are_off_in_a_running_server() {
         );
     }
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let server_readable = environ_readable(child.id());
     child.kill().unwrap();
     child.wait().unwrap();
     let core = limits
@@ -465,6 +527,10 @@ fn core_dumps_are_off_in_a_running_server() {
         .unwrap();
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(fields[4..6], ["0", "0"], "{core}");
+    assert!(
+        !server_readable,
+        "vault serve is not dumpable: no ptrace, no /proc reads"
+    );
 }
 
 #[test]
