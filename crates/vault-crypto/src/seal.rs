@@ -324,6 +324,7 @@ mod tests {
         let key = DataKey::new("k", [1; 32]);
         let frame = frame(Layout::A12, b"keys", 6).unwrap();
         let mut out = b"prefix".to_vec();
+        crate::test_hooks::record_wipes();
         let error = seal_frame(
             &mut out,
             &frame,
@@ -335,6 +336,12 @@ mod tests {
         );
         assert!(matches!(error, Err(Error::Format(_))));
         assert_eq!(out, b"prefix");
+        // The copy of the plaintext was zeroed, not just cut off.
+        let wiped = crate::test_hooks::Wipe {
+            len: frame.len(),
+            all_zero: true,
+        };
+        assert_eq!(crate::test_hooks::take_wipes(), [wiped]);
     }
 
     #[test]

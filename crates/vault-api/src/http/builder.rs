@@ -31,6 +31,7 @@ const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
 /// |---|---|
 /// | [`api_key`](Self::api_key) | required |
 /// | [`base_url`](Self::base_url) | `https://api.workos.com` |
+/// | [`allow_insecure_http`](Self::allow_insecure_http) (plain `http://` beyond loopback) | off (`WORKOS_VAULT_ALLOW_INSECURE_HTTP=1` turns it on) |
 /// | [`timeout`](Self::timeout) (per attempt) | 30 s |
 /// | [`deadline`](Self::deadline) (whole call, retries included) | 2 min |
 /// | [`max_retries`](Self::max_retries) | 3 |
