@@ -29,4 +29,4 @@ mod keyring;
 mod service;
 
 pub use keyring::{Keyring, KeyringInfo, MasterKeyInfo, MASTER_KEY_LEN};
-pub use service::LocalKeyService;
+pub use service::{blob_context, LocalKeyService};

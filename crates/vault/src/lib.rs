@@ -69,6 +69,7 @@
 mod env;
 mod error;
 mod inspect;
+mod migrate;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -78,6 +79,7 @@ use std::sync::Arc;
 pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
 pub use error::Error;
 pub use inspect::Inspection;
+pub use migrate::{Change, Migrated, Migration};
 pub use vault_api::wire;
 /// The error of a [`KeyService`]; inside [`Error::KeyService`].
 pub use vault_api::Error as KeyServiceError;
