@@ -20,7 +20,8 @@ use crate::io::{
 ///
 /// Exit codes: 0 success; 1 authentication or decryption failure; 2 usage
 /// error or bad input; 3 key service unreachable; 4 local system failure
-/// (cannot start, listen or write output).
+/// (cannot start, listen or write output); 5 `migrate` could not convert
+/// some records (written back unchanged, listed on stderr).
 #[derive(Debug, Parser)]
 #[command(name = "vault", version)]
 pub struct Args {
@@ -112,6 +113,9 @@ enum Command {
     Keyring(KeyringCommand),
     /// Serve WorkOS's key endpoints over the local keyring.
     Serve(crate::serve::ServeArgs),
+    /// Move stored ciphertexts to another SDK's layout, key context or key
+    /// service, in bulk.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +202,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Keyring(command) => keyring(command),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Migrate(args) => crate::migrate::run(args),
     }
 }
 

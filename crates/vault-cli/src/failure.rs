@@ -14,6 +14,10 @@ pub const UNREACHABLE: u8 = 3;
 /// cannot write the output, no randomness.
 pub const SYSTEM: u8 = 4;
 
+/// Exit code: `vault migrate` could not convert some records (they were
+/// written back unchanged and listed on stderr).
+pub const PARTIAL: u8 = 5;
+
 /// A failed command: the one line for stderr and the exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -74,7 +78,7 @@ fn key_service_code(error: &vault::KeyServiceError) -> u8 {
 }
 
 /// The error and its causes on one line, skipping causes already quoted.
-fn one_line(error: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
