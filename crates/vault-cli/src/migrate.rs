@@ -558,8 +558,8 @@ impl RecordReader {
     /// Appends the next record (with its line ending) to `buf`; returns
     /// the number of lines it spans, 0 at the end of the input.
     fn next(&mut self, input: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<u64> {
-        let start = buf.len();
         let mut lines = 0;
+        let mut quotes = 0usize;
         loop {
             let line_start = buf.len();
             let n = input.read_until(b'\n', buf)?;
@@ -570,8 +570,10 @@ impl RecordReader {
             if !self.csv {
                 break;
             }
-            let quotes: usize = buf[start..].iter().filter(|&&b| b == b'"').count();
-            if quotes % 2 == 0 || buf[line_start..].last() != Some(&b'\n') {
+            // Quotes balance at the end of a record: `""` escapes keep
+            // the parity.
+            quotes += buf[line_start..].iter().filter(|&&b| b == b'"').count();
+            if quotes.is_multiple_of(2) || buf.last() != Some(&b'\n') {
                 break;
             }
         }
@@ -793,6 +795,13 @@ fn migrate_record(plan: &Plan, record: &[u8], line: u64, scratch: &mut Scratch, 
                 }
             };
             let aad = aad.as_deref().or(plan.aad.as_deref().map(str::as_bytes));
+            let unescaped;
+            let text = if span.escaped_slashes {
+                unescaped = text.replace("\\/", "/");
+                unescaped.as_str()
+            } else {
+                text
+            };
             done.out.extend_from_slice(&body[..span.range.start]);
             let value_start = done.out.len();
             match plan.convert(text, aad, scratch, &mut done.out) {
