@@ -675,11 +675,21 @@ fn pipeline(
     let (batch_tx, batch_rx) = sync_channel::<Batch>(jobs * 2);
     let batch_rx = Arc::new(std::sync::Mutex::new(batch_rx));
     let (done_tx, done_rx) = sync_channel::<Done>(jobs * 2);
+    // Batches in flight (read, not yet written), at most: this bounds the
+    // reorder buffer too, whatever one slow batch holds up.
+    let in_flight = jobs * 4;
+    let (token_tx, token_rx) = sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = token_tx.send(());
+    }
 
     let reader_thread = std::thread::spawn(move || -> std::io::Result<()> {
         let mut line = first_line + 1;
         let mut seq = 0;
         loop {
+            if token_rx.recv().is_err() {
+                return Ok(());
+            }
             let mut batch = Batch {
                 seq,
                 ..Batch::default()
@@ -727,6 +737,7 @@ fn pipeline(
                 result = sink.write(&done.out);
             }
             progress.inc(done.input_len);
+            let _ = token_tx.try_send(());
             summary.merge(done.summary);
             progress.set_message(format!("{} rows", summary.records));
         }
@@ -735,6 +746,8 @@ fn pipeline(
         }
     }
     drop(done_rx);
+    // A reader waiting for a token after a write failure stops here.
+    drop(token_tx);
     for worker in workers {
         let _ = worker.join();
     }

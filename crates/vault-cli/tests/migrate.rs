@@ -467,3 +467,26 @@ fn usage_errors_name_the_fix() {
         "{help}"
     );
 }
+
+#[test]
+fn many_rows_keep_their_order_across_workers() {
+    let env = Env::new();
+    let blob = b"WOS.EKM.v1\x00d4ecdb90-30fc-560a-80c4-a1ad67b2b53c".to_vec();
+    let rows: Vec<String> = (0u32..10_000)
+        .map(|i| {
+            let mut iv = [0u8; 12];
+            iv[..4].copy_from_slice(&i.to_be_bytes());
+            vault_format::Envelope::new(Layout::A12, &iv, &[9; 16], &blob, &i.to_le_bytes())
+                .unwrap()
+                .to_base64()
+        })
+        .collect();
+    let input = rows.join("\n");
+    let output = env.run(&["migrate", "--for", "go", "--jobs", "3"], input.as_bytes());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected: Vec<String> = rows.iter().map(|r| reframed(r, Layout::B)).collect();
+    assert_eq!(text(output.stdout.clone()), expected.join("\n"));
+    assert!(
+        stderr(&output).contains("B: 10000") || stderr(&output).contains("A12: 10000 reframed")
+    );
+}
