@@ -54,6 +54,12 @@
 //! # }
 //! ```
 //!
+//! # Migrating stored ciphertexts
+//!
+//! [`Vault::migration`] moves ciphertexts to the layout another SDK reads
+//! (offline among A12, B and A-prime), to a new key context or to another
+//! key service: see [`Migration`].
+//!
 //! # Security notes
 //!
 //! - The wrapped keys inside a ciphertext are **not** covered by its GCM tag.

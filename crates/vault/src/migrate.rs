@@ -1,49 +1,6 @@
 //! Moving stored ciphertexts to another layout, key context or key service.
 //!
-//! [`Vault::migration`] returns a [`Migration`]: one plan applied to many
-//! ciphertexts, with caches so that a data key or a rewrap is fetched once
-//! per distinct keys blob. What each ciphertext needs:
-//!
-//! | from -> to | how | key service calls |
-//! |---|---|---|
-//! | A12 / B / A-prime among themselves | re-framing: bytes move, nothing is decrypted | none |
-//! | A32 -> any other, or any -> A32 | the data key from the key service, open, seal again under a fresh nonce; the keys blob is kept | one `decrypt_data_key` per distinct blob |
-//! | a new key context | `rekey` the blob; IV, tag and payload are kept (the keys region is outside the tag) | one `rekey` per distinct blob |
-//! | another key service | open with the old service's data key, seal under a new data key from the new service (the [`KeyService`] trait cannot wrap a given key, and WorkOS only wraps keys it minted) | one `decrypt_data_key` and one `create_data_key` per distinct blob |
-//!
-//! A ciphertext already in the target layout, context and service comes
-//! back unchanged ([`Change::Unchanged`]), so a rerun after an interruption
-//! finishes the job. The context of a local-keyring or Transit blob is
-//! read from the blob; a WorkOS blob does not reveal its context, so with
-//! a target context a WorkOS ciphertext is rekeyed on every run (still
-//! correct, just not byte-identical).
-//!
-//! ```
-//! use vault::{Change, KeyContext, Layout, LocalKeyService, Vault};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let vault = Vault::new(LocalKeyService::ephemeral());
-//! let context = KeyContext::new().with("organization_id", "org_123")?;
-//! let a12 = vault.encrypt("hi", &context, Some(b"row 7")).await?;
-//!
-//! // Go >= 7 and the Rust crate read layout B only: offline re-framing.
-//! let migration = vault.migration(Layout::B);
-//! let migrated = migration.migrate(&a12, None).await?;
-//! assert_eq!(migrated.change, Change::Reframed);
-//! assert_eq!(migration.key_service_calls(), 0);
-//! assert_eq!(vault.decrypt(&migrated.ciphertext, Some(b"row 7")).await?, b"hi");
-//!
-//! // Already B: unchanged.
-//! assert_eq!(migration.migrate(&migrated.ciphertext, None).await?.change, Change::Unchanged);
-//!
-//! // Another tenant's context: the blob is rewrapped, the payload kept.
-//! let other = KeyContext::new().with("organization_id", "org_456")?;
-//! let moved = vault.migration(Layout::B).with_context(other).migrate(&a12, None).await?;
-//! assert_eq!(moved.change, Change::Rekeyed);
-//! # Ok(())
-//! # }
-//! ```
+//! See [`Migration`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,10 +90,54 @@ impl<T> Cache<T> {
     }
 }
 
-/// A plan for moving ciphertexts: a target layout, optionally a new key
-/// context and a new key service. Made by [`Vault::migration`]; cheap to
-/// share between tasks (`&self` methods, internal caches behind short
-/// locks).
+/// A plan for moving ciphertexts to another layout, key context or key
+/// service, made by [`Vault::migration`]: one plan applied to many
+/// ciphertexts, with caches so that a data key or a rewrap is fetched once
+/// per distinct keys blob. What each ciphertext needs:
+///
+/// | from -> to | how | key service calls |
+/// |---|---|---|
+/// | A12 / B / A-prime among themselves | re-framing: bytes move, nothing is decrypted | none |
+/// | A32 -> any other, or any -> A32 | the data key from the key service, open, seal again under a fresh nonce; the keys blob is kept | one `decrypt_data_key` per distinct blob |
+/// | a new key context | `rekey` the blob; IV, tag and payload are kept (the keys region is outside the tag) | one `rekey` per distinct blob |
+/// | another key service | open with the old service's data key, seal under a new data key from the new service (the [`KeyService`] trait cannot wrap a given key, and WorkOS only wraps keys it minted) | one `decrypt_data_key` and one `create_data_key` per distinct blob |
+///
+/// A ciphertext already in the target layout, context and service comes
+/// back unchanged ([`Change::Unchanged`]), so a rerun after an interruption
+/// finishes the job. The context of a local-keyring or Transit blob is
+/// read from the blob; a WorkOS blob does not reveal its context, so with
+/// a target context a WorkOS ciphertext is rekeyed on every run (still
+/// correct, just not byte-identical).
+///
+/// ```
+/// use vault::{Change, KeyContext, Layout, LocalKeyService, Vault};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vault = Vault::new(LocalKeyService::ephemeral());
+/// let context = KeyContext::new().with("organization_id", "org_123")?;
+/// let a12 = vault.encrypt("hi", &context, Some(b"row 7")).await?;
+///
+/// // Go >= 7 and the Rust crate read layout B only: offline re-framing.
+/// let migration = vault.migration(Layout::B);
+/// let migrated = migration.migrate(&a12, None).await?;
+/// assert_eq!(migrated.change, Change::Reframed);
+/// assert_eq!(migration.key_service_calls(), 0);
+/// assert_eq!(vault.decrypt(&migrated.ciphertext, Some(b"row 7")).await?, b"hi");
+///
+/// // Already B: unchanged.
+/// assert_eq!(migration.migrate(&migrated.ciphertext, None).await?.change, Change::Unchanged);
+///
+/// // Another tenant's context: the blob is rewrapped, the payload kept.
+/// let other = KeyContext::new().with("organization_id", "org_456")?;
+/// let moved = vault.migration(Layout::B).with_context(other).migrate(&a12, None).await?;
+/// assert_eq!(moved.change, Change::Rekeyed);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Share one `Migration` between tasks: its methods take `&self` and its
+/// caches sit behind short locks (bounded to a few thousand blobs).
 #[derive(Debug)]
 pub struct Migration {
     source: Arc<dyn KeyService>,
@@ -152,8 +153,7 @@ pub struct Migration {
 
 impl Vault {
     /// A [`Migration`] to `layout` through this vault's key service. See
-    /// the [`migrate`](crate::Migration) docs for what each conversion
-    /// costs.
+    /// its docs for what each conversion costs.
     pub fn migration(&self, layout: Layout) -> Migration {
         Migration {
             source: Arc::clone(&self.service),
