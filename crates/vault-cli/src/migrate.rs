@@ -284,6 +284,12 @@ pub fn run(args: MigrateArgs) -> Result<(), Failure> {
     progress.finish_and_clear();
     sink.finish()?;
     summary.print(args.dry_run, plan.build.to_service.is_some());
+    if let Some(Ok(keyed)) = plan.keyed.get() {
+        eprintln!(
+            "  key service calls: {} (one per distinct keys blob and step)",
+            keyed.migration.key_service_calls()
+        );
+    }
     if summary.failed > 0 {
         return Err(Failure {
             message: format!(

@@ -144,6 +144,19 @@ fn a32_is_resealed_through_the_key_service() {
         let output = env.decrypt(&migrated, "row-1");
         assert_eq!(output.stdout, b"legacy", "{}", stderr(&output));
     }
+    // Rows that share a keys blob share one key service call.
+    let other = env.encrypt("other", "o", "row-1", "A32");
+    let rows = format!("{a32}\n{a32}\n{other}\n{a32}\n");
+    let output = env.run(
+        &["migrate", "--for", "go", "--aad", "row-1"],
+        rows.as_bytes(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("key service calls: 2 "),
+        "{}",
+        stderr(&output)
+    );
     // Without the AAD it was sealed with, the row is reported and kept.
     let output = env.run(&["migrate", "--for", "go"], format!("{a32}\n").as_bytes());
     assert_eq!(output.status.code(), Some(5));
