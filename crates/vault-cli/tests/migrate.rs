@@ -506,3 +506,109 @@ fn many_rows_keep_their_order_across_workers() {
         stderr(&output).contains("B: 10000") || stderr(&output).contains("A12: 10000 reframed")
     );
 }
+
+/// `vault serve` over its own keyring, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(env: &Env, keyring: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+            .env_clear()
+            .env("HOME", env.dir.path())
+            .env("VAULT_KEYRING", keyring)
+            .args(["serve", "--listen", "127.0.0.1:0", "--api-key", "sk_test_m"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn to_service_workos_moves_rows_to_the_api_and_a_rerun_changes_nothing() {
+    let env = Env::new();
+    let server = Server::start(&env, &env.path("server/keyring.json"));
+    let rows = format!(
+        "{}\n{}\n",
+        env.encrypt("first", "o", "r", "A12"),
+        env.encrypt("second", "o", "r", "A32")
+    );
+    let migrate = |input: &[u8]| {
+        env.vault()
+            .env("WORKOS_VAULT_TO_API_KEY", "sk_test_m")
+            .env("WORKOS_VAULT_TO_BASE_URL", &server.url)
+            .args([
+                "migrate",
+                "--for",
+                "python",
+                "--to-service",
+                "workos",
+                "-c",
+                "org=o",
+                "--aad",
+                "r",
+                "--verify",
+            ])
+            .write_stdin(input)
+            .output()
+            .unwrap()
+    };
+    let output = migrate(rows.as_bytes());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("A12: 1 re-encrypted"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("A32: 1 re-encrypted"),
+        "{}",
+        stderr(&output)
+    );
+    let moved = text(output.stdout.clone());
+    for (line, plaintext) in moved.lines().zip(["first", "second"]) {
+        assert_eq!(layout_of(line), "A12");
+        // Through the API the rows open; with the old keyring they do not.
+        let opened = env
+            .vault()
+            .env("WORKOS_API_KEY", "sk_test_m")
+            .env("WORKOS_BASE_URL", &server.url)
+            .args(["decrypt", "--aad", "r"])
+            .write_stdin(line)
+            .output()
+            .unwrap();
+        assert_eq!(opened.stdout, plaintext.as_bytes(), "{}", stderr(&opened));
+        assert!(!env.decrypt(line, "r").status.success());
+    }
+    // A rerun finds them already moved.
+    let again = migrate(moved.as_bytes());
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(text(again.stdout.clone()), moved);
+    assert!(
+        stderr(&again).contains("A12: 2 unchanged"),
+        "{}",
+        stderr(&again)
+    );
+}
