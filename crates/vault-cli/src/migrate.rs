@@ -32,33 +32,36 @@ const TO_TRANSIT_TOKEN_VAR: &str = "WORKOS_VAULT_TO_TRANSIT_TOKEN";
 const TO_TRANSIT_KEY_VAR: &str = "WORKOS_VAULT_TO_TRANSIT_KEY";
 const TO_TRANSIT_MOUNT_VAR: &str = "WORKOS_VAULT_TO_TRANSIT_MOUNT";
 
-/// Move stored ciphertexts to the layout an SDK reads, a new key context or
-/// another key service, in bulk.
-///
-/// Among A12, B and A-prime the conversion is offline (no key service, no
-/// plaintext). A32, --context and --to-service use the key service (the
-/// current one, as for every command); the AAD is needed to reseal A32 or
-/// re-encrypt (--aad, --aad-field, --aad-column).
-///
-/// A record that cannot be converted is written back unchanged and named
-/// on stderr with its line number and the reason; the summary on stderr
-/// counts the records by layout and outcome. Exit code 5 when any record
-/// failed (the output is still complete). A rerun over the output changes
-/// nothing more: records already migrated are written unchanged.
-///
-/// --to-service takes `keyring` (WORKOS_VAULT_TO_KEYRING: the new keyring
-/// file), `workos` (WORKOS_VAULT_TO_API_KEY, WORKOS_VAULT_TO_BASE_URL) or
-/// `transit` (WORKOS_VAULT_TO_TRANSIT_ADDR, _TOKEN, _KEY, _MOUNT), and
-/// needs --context: no key service can wrap a data key it did not mint, so
-/// each ciphertext is decrypted and encrypted under a new data key.
-///
-/// -o OUTPUT is written to a temporary file beside it and renamed at the
-/// end, so OUTPUT may be INPUT (migrated in place) and is never left half
-/// written.
+/// What `vault migrate --help` says after the options.
+const AFTER_HELP: &str = "\
+Among A12, B and A-prime the conversion is offline: no key service, no
+plaintext. A32 (either way), --context and --to-service use the key service
+(the current one, chosen as for every command); resealing A32 and moving to
+another service need each record's AAD (--aad, --aad-field, --aad-column).
+
+A record that cannot be converted is written back unchanged and named on
+stderr with its line number and the reason; the summary on stderr counts the
+records by layout and outcome. A rerun over the output changes nothing more:
+records already migrated are written unchanged.
+
+--to-service keyring reads WORKOS_VAULT_TO_KEYRING (the new keyring file);
+workos reads WORKOS_VAULT_TO_API_KEY and WORKOS_VAULT_TO_BASE_URL; transit
+reads WORKOS_VAULT_TO_TRANSIT_ADDR, _TOKEN, _KEY and _MOUNT. It needs
+--context: no key service can wrap a data key it did not mint, so each
+record is decrypted and encrypted under a new data key from the new service.
+
+-o OUTPUT is written to a temporary file beside it and renamed at the end,
+so OUTPUT may be INPUT (migrated in place) and is never left half written.
+
+Exit codes: 0 every record migrated or already in place; 2 usage error or
+bad configuration; 4 cannot read or write; 5 some records could not be
+migrated (written back unchanged, listed on stderr; an unreachable key
+service fails the records that need it, so a rerun finishes the job).";
+
+/// The arguments of `vault migrate`; see [`AFTER_HELP`] for the rest of
+/// its help.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit codes: 0 every record migrated or already in place; 2 usage error; 4 cannot read or write; 5 some records could not be migrated (written unchanged, listed on stderr)."
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct MigrateArgs {
     /// Input file; stdin when absent or `-`.
     input: Option<PathBuf>,
@@ -78,7 +81,7 @@ pub struct MigrateArgs {
     #[arg(long = "context", short = 'c', value_name = "NAME=VALUE")]
     context: Vec<String>,
     /// Move the records to another key service: keyring, workos or
-    /// transit, configured by WORKOS_VAULT_TO_* variables (see above).
+    /// transit, configured by WORKOS_VAULT_TO_* variables (see below).
     #[arg(long, value_name = "SERVICE", requires = "context")]
     to_service: Option<ToService>,
     /// How records are stored: one ciphertext per line (lines), a field of
