@@ -296,8 +296,13 @@ pub fn run(args: MigrateArgs) -> Result<(), Failure> {
     if summary.failed > 0 {
         return Err(Failure {
             message: format!(
-                "{} record(s) could not be migrated (listed above); they were written back unchanged",
-                summary.failed
+                "{} record(s) could not be migrated (listed above){}",
+                summary.failed,
+                if args.dry_run {
+                    ""
+                } else {
+                    "; they were written back unchanged"
+                }
             ),
             code: PARTIAL,
         });
