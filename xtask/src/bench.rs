@@ -25,8 +25,10 @@ AEAD against raw ring, the local decrypt path (ns and allocations per op),
 end to end against @workos-inc/node 11.0.0 and workos 10.8.0 (Python),
 caching, server throughput, and the peak memory and wall time of encrypting
 and decrypting a 256 MiB file (against coreutils base64; GNU time measures
-memory). Writes target/bench/summary.json and prints
-a table. --quick runs far fewer pairs and rounds (a smoke test).
+memory), and `vault migrate` re-framing a 1 GiB file of 1 KiB ciphertexts
+(against `base64 -d | base64 -w0`; peak memory against 64 MiB). Writes
+target/bench/summary.json and prints a table. --quick runs far fewer pairs
+and rounds (a smoke test); --migrate runs only the migrate rows.
 ";
 
 /// How much of everything to run.
@@ -88,6 +90,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         match arg.as_str() {
             "--quick" => quick = true,
             "--transit" => return crate::bench_transit::run_alone(args),
+            "--migrate" => return crate::bench_migrate::run_alone(args),
             "-h" | "--help" => {
                 println!("usage: cargo xtask bench [--quick]\n\n{}", DOC.trim_end());
                 return Ok(());
@@ -135,6 +138,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         &bin.join("vault"),
         &out_dir,
         &plan,
+    )?);
+    eprintln!("bench: migrate re-framing, against coreutils base64");
+    summary.extend(crate::bench_migrate::rows(
+        &bin.join("vault"),
+        &out_dir,
+        plan.quick,
+        plan.repeats,
     )?);
 
     let path = out_dir.join("summary.json");

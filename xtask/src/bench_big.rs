@@ -18,13 +18,18 @@ use crate::bench::{entry, Plan};
 const GNU_TIME: &str = "/usr/bin/time";
 
 /// One timed run: wall seconds and peak RSS in MiB.
-struct Usage {
-    seconds: f64,
-    peak_mib: f64,
+pub(crate) struct Usage {
+    pub(crate) seconds: f64,
+    pub(crate) peak_mib: f64,
 }
 
 /// Runs `program args` with stdout to `out` under GNU time.
-fn measure(program: &Path, args: &[&str], out: &Path, keyring: &Path) -> Result<Usage, String> {
+pub(crate) fn measure(
+    program: &Path,
+    args: &[&str],
+    out: &Path,
+    keyring: &Path,
+) -> Result<Usage, String> {
     let report = out.with_extension("time");
     let stdout = File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let status = Command::new(GNU_TIME)

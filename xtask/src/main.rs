@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_big;
+mod bench_migrate;
 mod bench_transit;
 mod ci;
 mod compat;

@@ -28,7 +28,9 @@ pub const DATA_KEY_VAR: &str = "WORKOS_VAULT_DATA_KEY";
 ///
 /// Exit codes: 0 success; 1 authentication or decryption failure; 2 usage
 /// error or bad input; 3 key service unreachable; 4 local system failure
-/// (cannot start, listen, write output or the keyring file).
+/// (cannot start, listen, write output or the keyring file); 5 `migrate`
+/// could not convert some records (written back unchanged, listed on
+/// stderr).
 ///
 /// RUST_LOG=info shows the backend chosen and the key service's retries.
 #[derive(Debug, Parser)]
@@ -144,6 +146,9 @@ enum Command {
     Keyring(KeyringCommand),
     /// Serve WorkOS's key endpoints over the local keyring.
     Serve(crate::serve::ServeArgs),
+    /// Move stored ciphertexts to another SDK's layout, key context or key
+    /// service, in bulk.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,7 +186,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// The vault over the key service the environment chooses. Only commands
 /// that mint keys pass `create`: the others never make a keyring (one made
 /// by mistake would hold keys nothing else has).
-fn vault_from_env(create: bool) -> Result<Vault, Failure> {
+pub(crate) fn vault_from_env(create: bool) -> Result<Vault, Failure> {
     let options = EnvOptions::new()
         .default_keyring(true)
         .create_keyring(create);
@@ -254,6 +259,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Keyring(command) => keyring(command),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Migrate(args) => crate::migrate::run(args),
     }
 }
 

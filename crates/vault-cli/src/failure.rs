@@ -15,6 +15,10 @@ pub const UNREACHABLE: u8 = 3;
 /// write the keyring file (no permission, disk full), no randomness.
 pub const SYSTEM: u8 = 4;
 
+/// Exit code: `vault migrate` could not convert some records (they were
+/// written back unchanged and listed on stderr).
+pub const PARTIAL: u8 = 5;
+
 /// A failed command: the one line for stderr and the exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -101,7 +105,7 @@ fn local_io_failure(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The error and its causes on one line, skipping causes already quoted.
-fn one_line(error: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -5,11 +5,12 @@
 //! Transit when `VAULT_TRANSIT_KEY` is, otherwise the local keyring. Exit
 //! codes are in [`failure`]: 0 success, 1 authentication or decryption
 //! failure, 2 usage error or bad input, 3 key service unreachable, 4 local
-//! system failure.
+//! system failure, 5 `migrate` left some records unchanged.
 
 mod cli;
 mod failure;
 mod io;
+mod migrate;
 mod process;
 mod serve;
 

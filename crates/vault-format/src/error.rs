@@ -83,6 +83,14 @@ pub enum Error {
     },
     /// The input is no layout we know, and no fallback fits.
     Unrecognized,
+    /// Re-framing to or from A32 needs the data key: a 32-byte IV has no
+    /// 12-byte equivalent.
+    NeedsDataKey {
+        /// The envelope's layout.
+        from: Layout,
+        /// The layout asked for.
+        to: Layout,
+    },
 }
 
 impl fmt::Display for Error {
@@ -127,6 +135,10 @@ impl fmt::Display for Error {
             ),
             Error::Unrecognized => f.write_str(
                 "ciphertext matches no known envelope layout (A12, A32, B, A-prime)",
+            ),
+            Error::NeedsDataKey { from, to } => write!(
+                f,
+                "an {from} envelope cannot be re-framed as {to} offline: A32's 32-byte IV has no 12-byte equivalent, so the data key is needed to re-encrypt (use a key service: vault migrate, or vault::Migration)"
             ),
         }
     }

@@ -48,6 +48,13 @@
 //! # Ok::<(), vault_format::Error>(())
 //! ```
 //!
+//! # Re-framing
+//!
+//! A12, B and A-prime differ only in framing, so [`Envelope::reframe`] and
+//! [`reframe_base64`] move a ciphertext among them offline: no key, no
+//! plaintext. A32 needs the data key ([`Error::NeedsDataKey`]); the
+//! `vault` crate's migration handles it.
+//!
 //! Untrusted input never panics: every malformed ciphertext gets an
 //! [`Error`] that says what was found and what was expected.
 
@@ -61,10 +68,12 @@ mod error;
 pub mod id;
 mod layout;
 mod leb128;
+mod reframe;
 mod sdk;
 
 pub use blob::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, TRANSIT_MAGIC, WORKOS_MAGIC};
 pub use envelope::{Envelope, Frame, KeysPrefix};
 pub use error::Error;
 pub use layout::{Layout, UnknownLayout, TAG_LEN};
+pub use reframe::reframe_base64;
 pub use sdk::{Sdk, UnknownSdk};

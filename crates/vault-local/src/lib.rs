@@ -31,4 +31,4 @@ mod keyring;
 mod service;
 
 pub use keyring::{Keyring, KeyringInfo, MasterKeyInfo, MASTER_KEY_LEN};
-pub use service::LocalKeyService;
+pub use service::{blob_context, LocalKeyService};

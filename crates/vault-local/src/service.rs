@@ -344,6 +344,38 @@ impl KeyService for LocalKeyService {
 }
 
 /// A blob of this service, split along its lengths. Nothing is trusted yet.
+/// The key context a local key service's `encrypted_keys` blob is wrapped
+/// under, read from the blob (the context is stored in the clear and bound
+/// by every entry's tag). `None` for any other blob or a malformed one.
+/// No key is needed; nothing is verified.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), vault_api::Error> {
+/// use vault_api::{KeyContext, KeyService};
+/// use vault_local::{blob_context, LocalKeyService};
+///
+/// let context = KeyContext::new().with("organization_id", "org_123")?;
+/// let pair = LocalKeyService::ephemeral().create_data_key(&context).await?;
+/// assert_eq!(blob_context(&pair.encrypted_keys), Some(context));
+/// # Ok(())
+/// # }
+/// ```
+pub fn blob_context(encrypted_keys: &[u8]) -> Option<KeyContext> {
+    let parsed = ParsedBlob::parse(encrypted_keys).ok()?;
+    let entries = parsed
+        .entries
+        .iter()
+        .map(|entry| {
+            Some((
+                std::str::from_utf8(entry.name).ok()?,
+                std::str::from_utf8(entry.value).ok()?,
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    KeyContext::from_pairs(entries).ok()
+}
+
 struct ParsedBlob<'a> {
     id: &'a str,
     keyring_version: u32,

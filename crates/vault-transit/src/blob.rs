@@ -22,6 +22,15 @@
 use vault_api::{Error, ErrorKind, KeyContext};
 use vault_format::{KeyBlob, ID_LEN, TRANSIT_MAGIC};
 
+/// The key context a Transit key service's `encrypted_keys` blob is bound
+/// to, read from the blob (stored in the clear, bound by Transit's
+/// derivation context). `None` for any other blob or a malformed one.
+pub fn blob_context(encrypted_keys: &[u8]) -> Option<KeyContext> {
+    TransitBlob::parse(encrypted_keys)
+        .ok()
+        .map(|blob| blob.context)
+}
+
 /// First bytes of the derivation context: names this scheme.
 const CONTEXT_LABEL: &[u8] = b"VRS.TKS.v1 key context\0";
 

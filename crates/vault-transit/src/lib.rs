@@ -59,6 +59,7 @@ mod env;
 mod service;
 mod tls;
 
+pub use blob::blob_context;
 pub use builder::TransitKeyServiceBuilder;
 pub use env::{KEY_VAR, MOUNT_VAR, TOKEN_FILE_VAR};
 pub use service::TransitKeyService;

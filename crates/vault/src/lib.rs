@@ -55,6 +55,12 @@
 //! # }
 //! ```
 //!
+//! # Migrating stored ciphertexts
+//!
+//! [`Vault::migration`] moves ciphertexts to the layout another SDK reads
+//! (offline among A12, B and A-prime), to a new key context or to another
+//! key service: see [`Migration`].
+//!
 //! # Security notes
 //!
 //! - The wrapped keys inside a ciphertext are **not** covered by its GCM tag.
@@ -70,6 +76,7 @@
 pub mod env;
 mod error;
 mod inspect;
+mod migrate;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -79,6 +86,7 @@ use std::sync::Arc;
 pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
 pub use error::Error;
 pub use inspect::Inspection;
+pub use migrate::{Change, Migrated, Migration};
 pub use vault_api::wire;
 /// The error of a [`KeyService`]; inside [`Error::KeyService`].
 pub use vault_api::Error as KeyServiceError;
