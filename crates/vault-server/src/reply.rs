@@ -20,6 +20,8 @@ const MAX_MESSAGE_CHARS: usize = 300;
 pub(crate) struct Reject {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
+    /// Set on 503: the key service is unavailable for now.
+    retry_after: bool,
 }
 
 impl Reject {
@@ -27,12 +29,19 @@ impl Reject {
         Reject {
             status,
             message: message.into(),
+            retry_after: false,
         }
     }
 
     /// The JSON error answer.
     pub(crate) fn into_response(self) -> Response<Body> {
-        error(self.status, &self.message)
+        let mut response = error(self.status, &self.message);
+        if self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after());
+        }
+        response
     }
 }
 
@@ -101,13 +110,32 @@ pub(crate) fn decode_keys(text: &str, field: &str) -> Result<Vec<u8>, Reject> {
     })
 }
 
+/// `Retry-After` of a 503: the seconds a client should wait.
+pub(crate) fn retry_after() -> HeaderValue {
+    HeaderValue::from_static("1")
+}
+
+/// The answer to a key service failure: the client's own mistakes (bad
+/// keys, a bad context) as 400 and 422 with the message; unavailability
+/// (no answer, a timeout, an upstream answer worth retrying) as 503 with
+/// `Retry-After`; anything else as 500. The cause of a 503 or 500 is
+/// logged (key service errors never carry secrets); the client gets a
+/// generic message.
 pub(crate) fn service_error(error: vault_api::Error) -> Reject {
-    match error.kind() {
+    let kind = error.kind();
+    match kind {
         ErrorKind::InvalidKeys => Reject::new(StatusCode::BAD_REQUEST, error.message()),
         ErrorKind::InvalidContext => Reject::new(StatusCode::UNPROCESSABLE_ENTITY, error.message()),
-        kind => {
-            // Key service errors never carry secrets, so the message may be
-            // logged; the client gets a generic one.
+        _ if error.is_retryable() => {
+            tracing::warn!(?kind, error = %error, "the key service is unavailable");
+            let mut reject = Reject::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the key service is unavailable; retry later",
+            );
+            reject.retry_after = true;
+            reject
+        }
+        _ => {
             tracing::error!(?kind, error = %error, "the key service failed");
             Reject::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
