@@ -20,7 +20,7 @@ async fn https_round_trips_over_h2_with_a_private_ca() {
     let (server, log) = tls_server(&ca.issue(&["127.0.0.1"], Validity::Current)).await;
     assert!(server.url().starts_with("https://"), "{}", server.url());
     vault_tests::round_trip(&trusting(&server, &ca.pem()), "org_tls").await;
-    let lines = log.json_lines();
+    let lines = log.wait_for_lines(2);
     assert_eq!(lines.len(), 2, "{lines:?}");
     for line in &lines {
         assert_eq!(line["tls"], true, "{line}");
@@ -161,7 +161,7 @@ async fn ssl_cert_file_names_the_trusted_cas() {
     })
     .await
     .expect("the child ran");
-    assert_eq!(log.json_lines().len(), 1, "the child's request arrived");
+    assert_eq!(log.wait_for_lines(1).len(), 1, "the child's request arrived");
 }
 
 #[tokio::test]

@@ -108,12 +108,18 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     let server_data_key = faults.requests(DATA_KEY_PATH);
     let server_decrypt = faults.requests(DECRYPT_PATH);
     let server_total = faults.total_requests();
-    let server_h2 = server.h2_requests();
 
     faults.clear();
     let rechecks = std::mem::take(&mut load.tally.rechecks);
     let recheck = recheck(&vaults, params.seed, rechecks, &mut load.tally).await;
-    server.shutdown().await.expect("server shutdown");
+    let rechecked = faults.total_requests().saturating_sub(server_total);
+    // The access log is written by a thread of its own, drained by the
+    // shutdown: count its lines then, less the recheck's.
+    let server_h2 = server
+        .shutdown()
+        .await
+        .expect("server shutdown")
+        .map(|h2| h2.saturating_sub(rechecked));
 
     Report {
         server_data_key,
@@ -260,14 +266,12 @@ struct PhaseServer {
 }
 
 impl PhaseServer {
-    fn h2_requests(&self) -> Option<usize> {
-        self.h2
-            .as_ref()
-            .map(|count| usize::try_from(count.load(Ordering::Relaxed)).unwrap_or(usize::MAX))
-    }
-
-    async fn shutdown(self) -> std::io::Result<()> {
-        self.server.shutdown().await
+    /// Shuts down (which drains the access log), then counts its HTTP/2
+    /// lines.
+    async fn shutdown(self) -> std::io::Result<Option<usize>> {
+        let PhaseServer { server, h2, .. } = self;
+        server.shutdown().await?;
+        Ok(h2.map(|count| usize::try_from(count.load(Ordering::Relaxed)).unwrap_or(usize::MAX)))
     }
 }
 

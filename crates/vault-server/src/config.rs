@@ -215,9 +215,9 @@ impl ServerConfig {
     /// `{"vault_server": "readiness"}` and decrypts it again, and runs the
     /// [`readiness`](Self::readiness) check if there is one. A failure, or
     /// no answer within `timeout`, is a 503 with `Retry-After`, and the
-    /// cause is logged (`tracing`, warn level). One probe runs at a time
-    /// and its verdict is reused for a second, so unauthenticated probes
-    /// cannot load the key service.
+    /// cause is logged (`tracing`, warn level). One key service probe runs
+    /// at a time and its verdict is reused for a second, so unauthenticated
+    /// probes cannot load the key service.
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.limits.ready_timeout = timeout;
         self

@@ -49,10 +49,29 @@ impl ReadyProbe {
         })
     }
 
-    /// The verdict of a probe: a fresh one, one in flight, or one reached
-    /// within the last [`VERDICT_REUSE`]. The probe runs in a task of its
-    /// own, so a prober that hangs up does not cut it short.
+    /// The configured check (on a blocking thread, every time), then the
+    /// key service's verdict, each within the timeout.
     pub(crate) async fn verdict(self: &Arc<Self>) -> Verdict {
+        if let Some(check) = self.check.clone() {
+            let check = tokio::task::spawn_blocking(move || check());
+            match tokio::time::timeout(self.timeout, check).await {
+                Ok(Ok(verdict)) => verdict?,
+                Ok(Err(_)) => return Err("the readiness check panicked".to_owned()),
+                Err(_) => {
+                    return Err(format!(
+                        "the readiness check did not finish within {:?}",
+                        self.timeout
+                    ))
+                }
+            }
+        }
+        self.service_verdict().await
+    }
+
+    /// The verdict of a key service probe: a fresh one, one in flight, or
+    /// one reached within the last [`VERDICT_REUSE`]. The probe runs in a
+    /// task of its own, so a prober that hangs up does not cut it short.
+    async fn service_verdict(self: &Arc<Self>) -> Verdict {
         let mut running = {
             let mut state = lock(&self.state);
             match &*state {
@@ -87,14 +106,8 @@ impl ReadyProbe {
         verdict.unwrap_or_else(|| Err("the readiness probe ended without a verdict".to_owned()))
     }
 
-    /// The configured check (on a blocking thread), then a data key
-    /// created and decrypted again.
+    /// A data key created and decrypted again.
     async fn probe(&self) -> Verdict {
-        if let Some(check) = self.check.clone() {
-            tokio::task::spawn_blocking(move || check())
-                .await
-                .unwrap_or_else(|_| Err("the readiness check panicked".to_owned()))?;
-        }
         let context = KeyContext::new()
             .with(PROBE_CONTEXT.0, PROBE_CONTEXT.1)
             .map_err(|e| e.to_string())?;
