@@ -315,19 +315,10 @@ async fn start_server(keyring: &std::path::Path, protocol: Protocol) -> (PhaseSe
 /// A certificate for 127.0.0.1 signed by a CA made now: the server's TLS
 /// configuration and the CA's PEM.
 fn phase_tls() -> (TlsConfig, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().expect("a CA key");
-    let ca = ca_params.self_signed(&ca_key).expect("a CA");
-    let leaf_key = KeyPair::generate().expect("a key");
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .expect("a certificate");
-    let tls = TlsConfig::from_pem(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes())
+    let pki = crate::LoopbackPki::new().expect("a CA and a certificate");
+    let tls = TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes())
         .expect("a TLS configuration");
-    (tls, ca.pem())
+    (tls, pki.ca_pem)
 }
 
 /// Decrypts again, once the faults are cleared, the ciphertexts whose
