@@ -98,6 +98,8 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     let (server, faults) = start_server(&dir.path().join("keyring.json"), params.protocol).await;
     let vaults = Vaults::new(Arc::new(client(&server, params.client)));
     if let Some(rates) = params.faults {
+        // The run's seed picks the faults too, so a failing run replays.
+        faults.seed(params.seed);
         faults.set_rates(rates);
     }
     arm(&faults);
@@ -108,6 +110,7 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     let server_data_key = faults.requests(DATA_KEY_PATH);
     let server_decrypt = faults.requests(DECRYPT_PATH);
     let server_total = faults.total_requests();
+    let server_faults = faults.injected();
 
     faults.clear();
     let rechecks = std::mem::take(&mut load.tally.rechecks);
@@ -126,6 +129,7 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
         server_decrypt,
         server_total,
         server_h2,
+        server_faults,
         ..load.report(params, recheck)
     }
 }
@@ -144,6 +148,7 @@ impl Load {
             server_decrypt: 0,
             server_total: 0,
             server_h2: None,
+            server_faults: 0,
             vm_hwm_kib: proc_status_kib("VmHWM"),
             rss_samples_kib: self.rss_samples,
             external: None,

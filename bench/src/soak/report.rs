@@ -28,6 +28,8 @@ pub struct Report {
     pub server_total: usize,
     /// Requests that arrived over HTTP/2, for an h2 phase.
     pub server_h2: Option<usize>,
+    /// Faults the server injected (drops and statuses).
+    pub server_faults: usize,
     /// Peak RSS of the process (VmHWM), on Linux.
     pub vm_hwm_kib: Option<u64>,
     /// VmRSS after a quarter, half, three quarters and all of the load.
@@ -102,6 +104,16 @@ impl Report {
                 "the server saw {} requests, more than the client's {} attempts",
                 self.server_total,
                 self.client_attempts()
+            ));
+        }
+        let armed = self
+            .params
+            .faults
+            .is_some_and(|rates| rates != vault_server::FaultRates::default());
+        if armed && self.external.is_none() && self.server_faults == 0 {
+            failures.push(format!(
+                "faults were configured but none fired (seed {}): the phase proves nothing about retries",
+                self.params.seed
             ));
         }
         if let Some(h2) = self.server_h2.filter(|h2| *h2 != self.server_total) {
@@ -241,11 +253,12 @@ impl Report {
             );
         }
         format!(
-            "server requests: data-key {}, decrypt {}, total {}; client: {} calls + {} retries = {} attempts \
-             ({} never reached the server)",
+            "server requests: data-key {}, decrypt {}, total {} ({} faults injected); client: {} calls + \
+             {} retries = {} attempts ({} never reached the server)",
             self.server_data_key,
             self.server_decrypt,
             self.server_total,
+            self.server_faults,
             self.tally.calls,
             self.tally.total_retries,
             self.client_attempts(),
@@ -268,6 +281,7 @@ impl Report {
                 "throttled_429_retry_after_1": r.throttled,
             })),
             "seed": self.params.seed,
+            "server_faults_injected": self.server_faults,
             "server": self.external.as_deref().unwrap_or("in-process"),
             "cpu": cpu_model(),
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
