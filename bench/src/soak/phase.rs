@@ -78,6 +78,10 @@ pub struct Params {
     pub progress: bool,
     /// The load must finish within this, or the phase counts as hung.
     pub time_limit: Duration,
+    /// When set, the load is time-bound: no operation starts once this
+    /// file exists (`ops` is then only an upper bound). Checked every
+    /// 50 ms, off the operations' path.
+    pub stop_file: Option<std::path::PathBuf>,
 }
 
 /// What the load measured.
@@ -189,10 +193,11 @@ async fn drive(
     rss_samples: &mut Vec<(u64, Option<u64>)>,
 ) {
     let milestones: Vec<u64> = (1..=4).map(|q| params.ops * q / 4).collect();
+    let stop = StopFile::watch(params.stop_file.clone());
     let mut tasks = JoinSet::new();
     let mut next = 0u64;
-    while next < params.ops || !tasks.is_empty() {
-        while next < params.ops && tasks.len() < params.concurrency {
+    while (next < params.ops && !stop.requested()) || !tasks.is_empty() {
+        while next < params.ops && tasks.len() < params.concurrency && !stop.requested() {
             tasks.spawn(operation(vaults.clone(), params.seed, next));
             next += 1;
         }
@@ -210,6 +215,46 @@ async fn drive(
         let done = completed.fetch_add(1, Ordering::Relaxed) + 1;
         if milestones.contains(&done) {
             rss_samples.push((done, proc_status_kib("VmRSS")));
+        }
+    }
+}
+
+/// Whether a stop file has appeared, watched by a task of its own.
+struct StopFile {
+    seen: Arc<std::sync::atomic::AtomicBool>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+impl StopFile {
+    fn watch(path: Option<std::path::PathBuf>) -> StopFile {
+        let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = path.map(|path| {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_millis(50));
+                loop {
+                    ticks.tick().await;
+                    let file = path.clone();
+                    let exists = tokio::task::spawn_blocking(move || file.exists()).await;
+                    if exists.unwrap_or(false) {
+                        seen.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            })
+        });
+        StopFile { seen, watcher }
+    }
+
+    fn requested(&self) -> bool {
+        self.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StopFile {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
         }
     }
 }
@@ -360,6 +405,7 @@ mod tests {
     #[test]
     fn exhausted_retries_are_retryable_failures() {
         let params = Params {
+            stop_file: None,
             name: "exhausted".to_owned(),
             ops: 2,
             concurrency: 1,

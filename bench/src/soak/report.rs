@@ -148,10 +148,13 @@ impl Report {
             format!("FAIL\n    {}", failures.join("\n    "))
         };
         let p = &self.params;
+        let round_trips = match p.stop_file {
+            None => p.ops.to_string(),
+            Some(_) => format!("{} (time-bound) of at most {}", self.tally.completed, p.ops),
+        };
         let mut lines = vec![format!(
-            "soak phase {:?}: {} round trips at concurrency {} over {}, {} (seed {})",
+            "soak phase {:?}: {round_trips} round trips at concurrency {} over {}, {} (seed {})",
             p.name,
-            p.ops,
             p.concurrency,
             self.protocol_text(),
             self.faults_text(),
