@@ -286,9 +286,7 @@ impl App {
             .decrypt_data_key(&keys)
             .await
             .map_err(|e| self.service_error(e))?;
-        Ok(reply::to_json(&wire::DecryptDataKeyResponse::from(
-            &data_key,
-        )))
+        Ok(reply::data_key_response(&data_key))
     }
 
     async fn rekey(&self, body: &[u8]) -> Result<Response<Body>, Reject> {
