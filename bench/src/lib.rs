@@ -146,8 +146,8 @@ impl LoopbackPki {
         let ca_key = KeyPair::generate()?;
         let ca = ca_params.self_signed(&ca_key)?;
         let leaf_key = KeyPair::generate()?;
-        let leaf =
-            CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(&leaf_key, &ca, &ca_key)?;
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])?
+            .signed_by(&leaf_key, &ca, &ca_key)?;
         Ok(LoopbackPki {
             ca_pem: ca.pem(),
             cert_pem: leaf.pem(),

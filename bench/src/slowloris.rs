@@ -122,7 +122,9 @@ pub async fn run(request: Request) -> Result<Outcome, Failure> {
         let started = Instant::now();
         let probe = probe(request.address, request.probe_from, tls.as_ref());
         match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-            Ok(Ok(())) => took.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)),
+            Ok(Ok(())) => {
+                took.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX))
+            }
             Ok(Err(e)) => {
                 failed += 1;
                 eprintln!("slowloris: a probe failed: {e}");
@@ -284,6 +286,10 @@ async fn probe(
     if answer.starts_with(b"HTTP/1.1 200") {
         Ok(())
     } else {
-        Err(format!("not a 200: {:?}", String::from_utf8_lossy(&answer[..answer.len().min(40)])).into())
+        Err(format!(
+            "not a 200: {:?}",
+            String::from_utf8_lossy(&answer[..answer.len().min(40)])
+        )
+        .into())
     }
 }

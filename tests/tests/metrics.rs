@@ -211,7 +211,9 @@ async fn unauthenticated_requests_cannot_flood_the_access_log() {
     for _ in 0..1000 {
         let request = hyper::Request::post(format!("{}/vault/v1/keys/decrypt", server.url()))
             .header("authorization", "Bearer sk_guess")
-            .body(http_body_util::Full::new(hyper::body::Bytes::from_static(b"{}")))
+            .body(http_body_util::Full::new(hyper::body::Bytes::from_static(
+                b"{}",
+            )))
             .expect("a request");
         let answer = client.request(request).await.expect("an answer");
         assert_eq!(answer.status(), 401);

@@ -95,7 +95,10 @@ async fn ready_is_503_once_the_keyring_is_garbage_and_the_500s_say_why() {
     let keyring = dir.path().join("keyring.json");
     let service = Arc::new(LocalKeyService::open(&keyring).expect("a keyring"));
     let server = serve(service, ServerConfig::new()).await;
-    let client = client_for(&server).max_retries(0).build().expect("a client");
+    let client = client_for(&server)
+        .max_retries(0)
+        .build()
+        .expect("a client");
     client
         .create_data_key(&context("org_before"))
         .await
@@ -132,13 +135,12 @@ async fn ready_is_503_once_the_keyring_is_garbage_and_the_500s_say_why() {
 
 #[tokio::test]
 async fn ready_is_200_when_the_key_service_round_trips_a_data_key() {
-    let server = serve(
-        Arc::new(LocalKeyService::ephemeral()),
-        ServerConfig::new(),
-    )
-    .await;
+    let server = serve(Arc::new(LocalKeyService::ephemeral()), ServerConfig::new()).await;
     for _ in 0..3 {
         let ready = raw_request(&server, Method::GET, "/health/ready", None, "", false).await;
-        assert_eq!((ready.status, ready.json()["status"].clone()), (200, "ready".into()));
+        assert_eq!(
+            (ready.status, ready.json()["status"].clone()),
+            (200, "ready".into())
+        );
     }
 }

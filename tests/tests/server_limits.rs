@@ -308,10 +308,7 @@ async fn connect_from(server: &Server, source: &str) -> TcpStream {
     socket
         .bind(format!("{source}:0").parse().expect("an address"))
         .expect("bind the source address");
-    socket
-        .connect(server.local_addr())
-        .await
-        .expect("connect")
+    socket.connect(server.local_addr()).await.expect("connect")
 }
 
 #[tokio::test]
@@ -332,7 +329,11 @@ async fn a_peer_over_its_connection_limit_is_refused_while_others_are_served() {
     let mut third = connect_from(&server, "127.0.0.2").await;
     let _ = third.write_all(HEALTH).await;
     let received = read_until_closed(&mut third).await;
-    assert!(received.is_empty(), "{}", String::from_utf8_lossy(&received));
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
     // Another peer is served.
     let mut other = connect_from(&server, "127.0.0.3").await;
     assert_eq!(round_trip(&mut other, HEALTH).await, 200);

@@ -161,7 +161,11 @@ async fn ssl_cert_file_names_the_trusted_cas() {
     })
     .await
     .expect("the child ran");
-    assert_eq!(log.wait_for_lines(1).len(), 1, "the child's request arrived");
+    assert_eq!(
+        log.wait_for_lines(1).len(),
+        1,
+        "the child's request arrived"
+    );
 }
 
 #[tokio::test]

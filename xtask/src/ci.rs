@@ -54,7 +54,8 @@ mod tests {
         let env = test_env(std::path::Path::new("/opt/bao"));
         for required in ["VAULT_REQUIRE_BAO", "VAULT_REQUIRE_TINYPROXY"] {
             assert!(
-                env.iter().any(|(name, value)| *name == required && value == "1"),
+                env.iter()
+                    .any(|(name, value)| *name == required && value == "1"),
                 "{required}=1 in {env:?}"
             );
         }

@@ -320,8 +320,7 @@ fn failover(
             args.after_return.as_secs()
         ));
     }
-    fs::write(stop_file, "")
-        .map_err(|e| format!("cannot write {}: {e}", stop_file.display()))?;
+    fs::write(stop_file, "").map_err(|e| format!("cannot write {}: {e}", stop_file.display()))?;
     eprintln!(
         "raft: stopping the load, {} s after {} returned",
         args.after_return.as_secs(),

@@ -148,9 +148,9 @@ fn ms(micros: &Value) -> f64 {
 }
 
 fn table(rows: &[Value]) -> String {
-    let mut out = format!(
+    let mut out = String::from(
         "| row | probes answered | failed | p50 ms | p99 ms | max ms | p99 vs quiet | attack connects |\n\
-         |---|---|---|---|---|---|---|---|\n"
+         |---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let o = &row["outcome"];

@@ -132,7 +132,10 @@ const MIN_API_KEY_CHARS: usize = 16;
 
 /// Refuses API keys short enough to guess.
 fn check_api_keys(keys: &[String]) -> Result<(), Failure> {
-    if keys.iter().any(|key| key.chars().count() < MIN_API_KEY_CHARS) {
+    if keys
+        .iter()
+        .any(|key| key.chars().count() < MIN_API_KEY_CHARS)
+    {
         return Err(Failure::input(format!(
             "an API key is shorter than {MIN_API_KEY_CHARS} characters, short enough to guess; \
              use a long random one (for example: openssl rand -hex 24)"

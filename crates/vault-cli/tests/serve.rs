@@ -118,7 +118,10 @@ fn serve_refuses_an_api_key_shorter_than_16_characters() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("shorter than 16 characters"), "{stderr}");
-    assert!(!stderr.contains("sk_test_x"), "the key is not echoed: {stderr}");
+    assert!(
+        !stderr.contains("sk_test_x"),
+        "the key is not echoed: {stderr}"
+    );
     assert!(!keyring.exists(), "nothing is created before the refusal");
 }
 
@@ -153,7 +156,10 @@ fn serve_warns_when_listening_beyond_loopback_without_tls() {
         lines.join("\n")
     };
     let wide = stderr_of("0.0.0.0:0");
-    assert!(wide.contains("warning: listening on 0.0.0.0:0 without TLS"), "{wide}");
+    assert!(
+        wide.contains("warning: listening on 0.0.0.0:0 without TLS"),
+        "{wide}"
+    );
     assert!(wide.contains("serving WorkOS key endpoints"), "{wide}");
     let local = stderr_of("127.0.0.1:0");
     assert!(!local.contains("without TLS"), "{local}");

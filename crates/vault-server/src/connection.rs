@@ -55,9 +55,7 @@ pub(crate) async fn run(
     let shared = Arc::new(Shared {
         app,
         builder: connection_builder(&limits),
-        first_head_timeout: limits
-            .first_request_timeout
-            .min(limits.header_read_timeout),
+        first_head_timeout: limits.first_request_timeout.min(limits.header_read_timeout),
         tls,
         stopping,
     });

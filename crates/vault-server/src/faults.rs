@@ -529,7 +529,11 @@ mod tests {
             (outcomes, faults.injected())
         };
         let (first, injected) = run(42);
-        assert_eq!(run(42), (first.clone(), injected), "the same seed, the same faults");
+        assert_eq!(
+            run(42),
+            (first.clone(), injected),
+            "the same seed, the same faults"
+        );
         assert_ne!(run(43).0, first, "another seed, other faults");
         assert_eq!(injected, first.iter().filter(|f| **f).count());
         // About 30% of 200, nowhere near none or all.
