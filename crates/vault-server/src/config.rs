@@ -191,6 +191,14 @@ impl ServerConfig {
     /// Writes one JSON line per answered request to `log`: time, request
     /// id, peer, method, path, route, HTTP version, status and duration.
     /// Never headers, bodies or keys.
+    ///
+    /// `log` is written by a thread of its own, through a queue of 1,024
+    /// lines: requests never wait for it. When it falls behind (a stalled
+    /// stderr, say), further lines are dropped and counted
+    /// (`vault_server_access_log_dropped_lines_total`). Lines of 401
+    /// answers are rate-limited (a burst of 10, then one a second; the rest
+    /// counted in `vault_server_access_log_suppressed_lines_total`). A
+    /// stopping server waits up to 2 s for the queue to drain.
     pub fn access_log(mut self, log: impl std::io::Write + Send + 'static) -> Self {
         self.access_log = Some(AccessLog::new(log));
         self
