@@ -144,3 +144,53 @@ async fn ready_is_200_when_the_key_service_round_trips_a_data_key() {
         );
     }
 }
+
+/// A key service whose first `create_data_key` panics.
+#[derive(Debug)]
+struct PanicsOnce {
+    inner: LocalKeyService,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl KeyService for PanicsOnce {
+    async fn create_data_key(
+        &self,
+        context: &vault_api::KeyContext,
+    ) -> Result<vault_api::DataKeyPair, vault_api::Error> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a key service bug");
+        }
+        self.inner.create_data_key(context).await
+    }
+
+    async fn decrypt_data_key(
+        &self,
+        encrypted_keys: &[u8],
+    ) -> Result<vault_api::DataKey, vault_api::Error> {
+        self.inner.decrypt_data_key(encrypted_keys).await
+    }
+
+    async fn rekey(
+        &self,
+        encrypted_keys: &[u8],
+        context: &vault_api::KeyContext,
+    ) -> Result<vault_api::DataKeyPair, vault_api::Error> {
+        self.inner.rekey(encrypted_keys, context).await
+    }
+}
+
+#[tokio::test]
+async fn a_probe_that_panicked_does_not_leave_ready_stuck() {
+    let service = PanicsOnce {
+        inner: LocalKeyService::ephemeral(),
+        panicked: std::sync::atomic::AtomicBool::new(false),
+    };
+    let server = serve(Arc::new(service), ServerConfig::new()).await;
+    let probe = || raw_request(&server, Method::GET, "/health/ready", None, "", false);
+    assert_eq!(probe().await.status, 503, "the probe panicked");
+    assert_eq!(probe().await.status, 200, "the next probe runs afresh");
+}

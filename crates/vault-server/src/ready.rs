@@ -103,7 +103,15 @@ impl ReadyProbe {
             Ok(verdict) => verdict.clone(),
             Err(_) => None,
         };
-        verdict.unwrap_or_else(|| Err("the readiness probe ended without a verdict".to_owned()))
+        verdict.unwrap_or_else(|| {
+            // The probe's task died (it panicked): the next prober starts
+            // a new one.
+            let mut state = lock(&self.state);
+            if matches!(&*state, State::Running(stale) if stale.same_channel(&running)) {
+                *state = State::Idle(None);
+            }
+            Err("the readiness probe ended without a verdict".to_owned())
+        })
     }
 
     /// A data key created and decrypted again.
