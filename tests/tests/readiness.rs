@@ -194,3 +194,35 @@ async fn a_probe_that_panicked_does_not_leave_ready_stuck() {
     assert_eq!(probe().await.status, 503, "the probe panicked");
     assert_eq!(probe().await.status, 200, "the next probe runs afresh");
 }
+
+#[tokio::test]
+async fn ready_is_503_while_transit_is_unreachable() {
+    // A port nobody listens on any more: connections are refused.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("addr");
+    drop(listener);
+    let transit = TransitKeyService::builder()
+        .address(format!("http://{address}"))
+        .token(TOKEN)
+        .key("vault-key")
+        .max_retries(0)
+        .build()
+        .expect("a Transit service");
+    let server = serve(Arc::new(transit), ServerConfig::new()).await;
+    let ready = raw_request(&server, Method::GET, "/health/ready", None, "", false).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.header("retry-after"), "1");
+    let call = raw_request(
+        &server,
+        Method::POST,
+        "/vault/v1/keys/data-key",
+        Some(API_KEY),
+        r#"{"context":{"organization_id":"org_gone"}}"#,
+        false,
+    )
+    .await;
+    assert_eq!(call.status, 503, "{:?}", call.body);
+    assert_eq!(call.header("retry-after"), "1");
+}
