@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod slowloris;
 pub mod soak;
 
 use serde::Serialize;
@@ -124,6 +125,35 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A CA made now and a server certificate for 127.0.0.1 it signed, PEM.
+pub struct LoopbackPki {
+    /// The CA's certificate: what clients trust.
+    pub ca_pem: String,
+    /// The server's certificate.
+    pub cert_pem: String,
+    /// The server certificate's private key.
+    pub key_pem: String,
+}
+
+impl LoopbackPki {
+    /// A fresh CA and certificate.
+    pub fn new() -> Result<LoopbackPki, rcgen::Error> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate()?;
+        let ca = ca_params.self_signed(&ca_key)?;
+        let leaf_key = KeyPair::generate()?;
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])?
+            .signed_by(&leaf_key, &ca, &ca_key)?;
+        Ok(LoopbackPki {
+            ca_pem: ca.pem(),
+            cert_pem: leaf.pem(),
+            key_pem: leaf_key.serialize_pem(),
+        })
+    }
 }
 
 /// The plaintext every benchmark and driver encrypts: `size` bytes of

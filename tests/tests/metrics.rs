@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hyper::Method;
 use vault_api::KeyService;
 use vault_server::{Metrics, ServerConfig};
-use vault_tests::capture::LogBuffer;
+use vault_tests::capture::{BlockedWriter, LogBuffer};
 use vault_tests::{client_for, context, raw_request, start_server_with, API_KEY};
 
 /// GETs `url` with a plain HTTP/1.1 client: the status and the body.
@@ -99,7 +99,7 @@ async fn each_request_gets_one_json_access_log_line_without_secrets() {
     .await;
     assert_eq!(refused.status, 401);
 
-    let lines = log.json_lines();
+    let lines = log.wait_for_lines(2);
     assert_eq!(lines.len(), 2, "{lines:?}");
     let (first, second) = (&lines[0], &lines[1]);
     assert_eq!(first["method"], "POST");
@@ -165,4 +165,80 @@ async fn health_is_alive_and_ready_asks_the_readiness_check() {
     );
     readable.store(true, Ordering::SeqCst);
     assert_eq!(probe("/health/ready").await.status, 200);
+}
+
+/// The value of an unlabelled counter in Prometheus text.
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_access_log_never_stalls_serving() {
+    // A stderr whose reader stopped reading: every write blocks.
+    let stalled = BlockedWriter::new();
+    let server = start_server_with(ServerConfig::new().access_log(stalled.clone())).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let health: hyper::Uri = format!("{}/health", server.url()).parse().expect("a URL");
+    // More requests than the log's queue holds, while its writer is stuck
+    // on the first line.
+    for _ in 0..1100 {
+        let answer = client.get(health.clone()).await.expect("/health answers");
+        assert_eq!(answer.status(), 200);
+    }
+    vault_tests::round_trip(
+        &client_for(&server).build().expect("a client"),
+        "org_stalled",
+    )
+    .await;
+    let text = server.metrics().render();
+    let dropped = counter(&text, "vault_server_access_log_dropped_lines_total");
+    assert!(dropped >= 1100 - 1024 - 1, "{text}");
+    stalled.open();
+    server.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_requests_cannot_flood_the_access_log() {
+    let log = LogBuffer::new();
+    let server = start_server_with(ServerConfig::new().access_log(log.clone())).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let started = std::time::Instant::now();
+    for _ in 0..1000 {
+        let request = hyper::Request::post(format!("{}/vault/v1/keys/decrypt", server.url()))
+            .header("authorization", "Bearer sk_guess")
+            .body(http_body_util::Full::new(hyper::body::Bytes::from_static(
+                b"{}",
+            )))
+            .expect("a request");
+        let answer = client.request(request).await.expect("an answer");
+        assert_eq!(answer.status(), 401);
+    }
+    let took = started.elapsed();
+    let text = server.metrics().render();
+    server.shutdown().await.expect("a clean shutdown");
+
+    let lines = log.json_lines();
+    assert!(lines.iter().all(|line| line["status"] == 401), "{lines:?}");
+    // A burst of 10, then one a second.
+    let allowed = 10 + took.as_secs() + 1;
+    let logged = u64::try_from(lines.len()).expect("a count");
+    assert!(
+        logged <= allowed,
+        "{logged} lines in {took:?}, at most {allowed}"
+    );
+    assert!(logged >= 10, "the burst is logged: {logged}");
+    assert_eq!(
+        counter(&text, "vault_server_access_log_suppressed_lines_total"),
+        1000 - logged,
+        "{text}"
+    );
+    assert_eq!(
+        counter(&text, "vault_server_access_log_dropped_lines_total"),
+        0
+    );
 }

@@ -5,14 +5,9 @@
 //! public type involved, must never show a data key (hex or base64), a
 //! master key, the API key or the plaintext.
 
-use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 
 use base64::Engine;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
 use vault::{
     CacheConfig, CachingKeyService, HttpKeyService, KeyContext, KeyService, LocalKeyService,
     ReusePolicy, Vault,
@@ -25,99 +20,12 @@ const WRONG_API_KEY: &str = "sk_test_hygiene_wrong_V3Jvbmc";
 const PLAINTEXT: &str = "plaintext-canary-4b1d7e0c: the launch codes are 0000";
 const AAD: &[u8] = b"record_42";
 
-/// Records every span (its fields, and values recorded later) and every
-/// event, at every level, from every crate, as text.
-struct Capture {
-    log: Arc<Mutex<String>>,
-    next_id: AtomicU64,
-}
-
-/// Writes `name=value` pairs; text as is, so no escaping hides a secret.
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let _ = write!(self.0, " {}={value}", field.name());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-impl Capture {
-    fn write(&self, head: fmt::Arguments<'_>, fields: impl FnOnce(&mut Fields<'_>)) {
-        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = log.write_fmt(head);
-        fields(&mut Fields(&mut log));
-        log.push('\n');
-    }
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _metadata: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::TRACE)
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let meta = span.metadata();
-        self.write(
-            format_args!(
-                "span {id} {} {} {}:",
-                meta.level(),
-                meta.target(),
-                meta.name()
-            ),
-            |fields| span.record(fields),
-        );
-        Id::from_u64(id)
-    }
-
-    fn record(&self, span: &Id, values: &Record<'_>) {
-        self.write(format_args!("record {}:", span.into_u64()), |fields| {
-            values.record(fields)
-        });
-    }
-
-    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let meta = event.metadata();
-        self.write(
-            format_args!("event {} {}:", meta.level(), meta.target()),
-            |fields| event.record(fields),
-        );
-    }
-
-    fn enter(&self, _span: &Id) {}
-
-    fn exit(&self, _span: &Id) {}
-}
-
-/// The process-wide capture, installed once for every test in this file.
-fn captured() -> &'static Arc<Mutex<String>> {
-    static LOG: OnceLock<Arc<Mutex<String>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(String::new()));
-        let capture = Capture {
-            log: log.clone(),
-            next_id: AtomicU64::new(1),
-        };
-        tracing::subscriber::set_global_default(capture).expect("the only subscriber");
-        log
-    })
+fn captured() {
+    vault_tests::capture::traces();
 }
 
 fn log_text() -> String {
-    captured()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
+    vault_tests::capture::traces()
 }
 
 /// Every spelling of a secret we look for.

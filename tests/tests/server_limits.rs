@@ -1,8 +1,10 @@
 //! vault-server's defences against slow and greedy clients, over raw TCP:
-//! the header read timeout (slow loris), the header size limit and the
-//! connection limit. Waits are on sockets, never on sleeps; the only
-//! timeouts here are generous safety nets so a broken defence fails the
-//! test instead of hanging it.
+//! the first request and header read timeouts (slow loris), the header
+//! size limit and the connection limits, overall and per peer. Waits are
+//! on sockets, never on sleeps. A cut-off must come within [`CUT_OFF`],
+//! below every default timeout, so a setting that is ignored fails the
+//! test; the other timeouts are generous safety nets so a broken defence
+//! fails the test instead of hanging it.
 
 use std::time::Duration;
 
@@ -13,6 +15,11 @@ use vault_tests::{backing_service, API_KEY};
 
 /// Far above every configured timeout here: only a broken server hits it.
 const SAFETY_NET: Duration = Duration::from_secs(30);
+/// The configured cut-off of the tests that wait for one.
+const TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a cut-off may take: far above [`TIMEOUT`], below the default
+/// first request timeout (5 s) and header read timeout (10 s).
+const CUT_OFF: Duration = Duration::from_secs(4);
 
 async fn server(config: ServerConfig) -> Server {
     Server::bind(
@@ -25,7 +32,8 @@ async fn server(config: ServerConfig) -> Server {
 }
 
 /// Reads until the server closes the connection (EOF or a reset) and
-/// returns what it sent first.
+/// returns what it sent first; panics unless that happens within
+/// [`CUT_OFF`].
 async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     let mut received = Vec::new();
     let read_all = async {
@@ -37,9 +45,9 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
             }
         }
     };
-    tokio::time::timeout(SAFETY_NET, read_all)
+    tokio::time::timeout(CUT_OFF, read_all)
         .await
-        .expect("the server closes the connection");
+        .expect("the server closes the connection within the cut-off, not a default timeout");
     received
 }
 
@@ -95,9 +103,17 @@ async fn round_trip(stream: &mut TcpStream, request: &[u8]) -> u16 {
 
 const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n";
 
+/// Cut-offs by the first request timeout, with a long header read
+/// timeout, so only the first request timeout can close in time.
+fn first_request_cut_off() -> ServerConfig {
+    ServerConfig::new()
+        .first_request_timeout(TIMEOUT)
+        .header_read_timeout(SAFETY_NET)
+}
+
 #[tokio::test]
 async fn a_partial_request_head_is_cut_off() {
-    let server = server(ServerConfig::new().header_read_timeout(Duration::from_millis(200))).await;
+    let server = server(first_request_cut_off()).await;
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
@@ -106,9 +122,33 @@ async fn a_partial_request_head_is_cut_off() {
         .await
         .expect("send part of a head");
     let received = read_until_closed(&mut stream).await;
-    // hyper may or may not say 408 first; either way the socket is closed.
+    // Closed without an answer: a slow loris learns nothing.
     assert!(
-        received.is_empty() || received.starts_with(b"HTTP/1.1 408"),
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[tokio::test]
+async fn a_partial_request_head_is_cut_off_by_the_header_read_timeout_too() {
+    // The header read timeout alone, shorter than the first request's.
+    let server = server(
+        ServerConfig::new()
+            .header_read_timeout(TIMEOUT)
+            .first_request_timeout(SAFETY_NET),
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST /vault/v1/keys/data-key HTTP/1.1\r\nhost: test\r\nx-slow: ")
+        .await
+        .expect("send part of a head");
+    let received = read_until_closed(&mut stream).await;
+    assert!(
+        received.is_empty(),
         "{}",
         String::from_utf8_lossy(&received)
     );
@@ -117,8 +157,8 @@ async fn a_partial_request_head_is_cut_off() {
 #[tokio::test]
 async fn a_silent_connection_is_cut_off() {
     // No byte at all: HTTP version detection waits for the first bytes,
-    // and that wait is bounded by the header read timeout too.
-    let server = server(ServerConfig::new().header_read_timeout(Duration::from_millis(200))).await;
+    // and that wait is bounded by the first request timeout too.
+    let server = server(first_request_cut_off()).await;
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
@@ -132,7 +172,7 @@ async fn a_silent_connection_is_cut_off() {
 
 #[tokio::test]
 async fn a_partial_http2_preface_is_cut_off() {
-    let server = server(ServerConfig::new().header_read_timeout(Duration::from_millis(200))).await;
+    let server = server(first_request_cut_off()).await;
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
@@ -140,18 +180,51 @@ async fn a_partial_http2_preface_is_cut_off() {
         .write_all(b"PRI * HTTP/2.0\r\n")
         .await
         .expect("send part of the preface");
-    read_until_closed(&mut stream).await;
+    // Half a preface is not yet HTTP/2: no SETTINGS, no GOAWAY, nothing,
+    // and the connection is closed within the cut-off.
+    let received = read_until_closed(&mut stream).await;
+    assert!(received.is_empty(), "{received:?}");
+}
+
+#[tokio::test]
+async fn an_http2_connection_without_a_request_is_cut_off() {
+    let server = server(first_request_cut_off()).await;
+    let mut stream = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    // The whole preface and an empty SETTINGS frame, then no request.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("send the preface");
+    let received = read_until_closed(&mut stream).await;
+    // The server spoke HTTP/2: its first frame is its SETTINGS (type 4 on
+    // stream 0), then it closed without a request having come.
+    assert!(received.len() >= 9, "{received:?}");
+    assert_eq!(received[3], 4, "a SETTINGS frame first: {received:?}");
+    assert_eq!(&received[5..9], &[0, 0, 0, 0], "on stream 0: {received:?}");
 }
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_cut_off() {
-    let server = server(ServerConfig::new().header_read_timeout(Duration::from_millis(200))).await;
+    let server = server(
+        ServerConfig::new()
+            .header_read_timeout(TIMEOUT)
+            .first_request_timeout(SAFETY_NET),
+    )
+    .await;
     let mut stream = TcpStream::connect(server.local_addr())
         .await
         .expect("connect");
     assert_eq!(round_trip(&mut stream, HEALTH).await, 200);
-    // Then nothing: waiting for the next request head times out as well.
-    read_until_closed(&mut stream).await;
+    // Then nothing: waiting for the next request head times out as well,
+    // and the connection is closed without another answer.
+    let received = read_until_closed(&mut stream).await;
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
 }
 
 #[tokio::test]
@@ -226,4 +299,48 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
     drop(first);
     assert_eq!(read_status(&mut second).await, 200);
     assert_eq!(faults.requests("/health"), 5);
+}
+
+/// A connection to `server` from `source`, one of loopback's many
+/// addresses, so one test can be several peers.
+async fn connect_from(server: &Server, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("an address"))
+        .expect("bind the source address");
+    socket.connect(server.local_addr()).await.expect("connect")
+}
+
+#[tokio::test]
+async fn a_peer_over_its_connection_limit_is_refused_while_others_are_served() {
+    let server = server(
+        ServerConfig::new()
+            .max_connections_per_peer(2)
+            .first_request_timeout(SAFETY_NET)
+            .header_read_timeout(SAFETY_NET),
+    )
+    .await;
+    // Two idle connections: the greedy peer's whole share.
+    let _held = [
+        connect_from(&server, "127.0.0.2").await,
+        connect_from(&server, "127.0.0.2").await,
+    ];
+    // Its third is closed as soon as it is accepted, unanswered.
+    let mut third = connect_from(&server, "127.0.0.2").await;
+    let _ = third.write_all(HEALTH).await;
+    let received = read_until_closed(&mut third).await;
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    // Another peer is served.
+    let mut other = connect_from(&server, "127.0.0.3").await;
+    assert_eq!(round_trip(&mut other, HEALTH).await, 200);
+    let text = server.metrics().render();
+    assert!(
+        text.lines()
+            .any(|line| line == r#"vault_server_connections_refused_total{reason="per_peer"} 1"#),
+        "{text}"
+    );
 }

@@ -12,6 +12,7 @@ use vault_bench::soak::{self, ClientSettings, Params, Protocol};
 #[test]
 fn soak_smoke_with_faults() {
     let params = Params {
+        stop_file: None,
         name: "smoke".to_owned(),
         ops: 500,
         concurrency: 16,
@@ -47,6 +48,7 @@ fn soak_smoke_with_faults() {
 #[test]
 fn soak_smoke_without_faults() {
     let params = Params {
+        stop_file: None,
         name: "smoke-clean".to_owned(),
         ops: 200,
         concurrency: 16,
@@ -69,6 +71,7 @@ fn soak_smoke_without_faults() {
 #[test]
 fn soak_smoke_over_h2_with_faults() {
     let params = Params {
+        stop_file: None,
         name: "smoke-h2".to_owned(),
         ops: 300,
         concurrency: 16,
@@ -92,4 +95,29 @@ fn soak_smoke_over_h2_with_faults() {
         report.tally.retries_by_cause.contains_key("Connect"),
         "{text}"
     );
+}
+
+#[test]
+fn a_stop_file_ends_a_time_bound_load() {
+    // The file exists from the start: not one of the million round trips
+    // begins, and the phase ends at once instead of running them all.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let stop_file = dir.path().join("stop");
+    std::fs::write(&stop_file, "").expect("write the stop file");
+    let params = Params {
+        stop_file: Some(stop_file),
+        name: "stopped".to_owned(),
+        ops: 1_000_000,
+        concurrency: 4,
+        faults: None,
+        seed: 1,
+        client: ClientSettings::Quick,
+        protocol: Protocol::Http1,
+        progress: false,
+        time_limit: Duration::from_secs(300),
+    };
+    let report = soak::runtime().block_on(soak::run_phase(params, |_| {}));
+    assert!(!report.hung, "{}", report.text());
+    assert!(report.tally.completed < 1_000_000, "{}", report.text());
+    assert!(report.text().contains("time-bound"), "{}", report.text());
 }

@@ -20,7 +20,7 @@ async fn https_round_trips_over_h2_with_a_private_ca() {
     let (server, log) = tls_server(&ca.issue(&["127.0.0.1"], Validity::Current)).await;
     assert!(server.url().starts_with("https://"), "{}", server.url());
     vault_tests::round_trip(&trusting(&server, &ca.pem()), "org_tls").await;
-    let lines = log.json_lines();
+    let lines = log.wait_for_lines(2);
     assert_eq!(lines.len(), 2, "{lines:?}");
     for line in &lines {
         assert_eq!(line["tls"], true, "{line}");
@@ -161,7 +161,11 @@ async fn ssl_cert_file_names_the_trusted_cas() {
     })
     .await
     .expect("the child ran");
-    assert_eq!(log.json_lines().len(), 1, "the child's request arrived");
+    assert_eq!(
+        log.wait_for_lines(1).len(),
+        1,
+        "the child's request arrived"
+    );
 }
 
 #[tokio::test]
@@ -316,6 +320,17 @@ async fn vault_serve_speaks_tls_and_reloads_its_certificate_on_sighup() {
         reloaded.contains("reloaded the TLS certificate"),
         "{reloaded}"
     );
+    // A certificate path on a FIFO nobody writes: the reload times out on
+    // its own thread, and serving goes on with the certificate in use.
+    let fifo = dir.path().join("cert.pem");
+    make_fifo(&fifo);
+    let stuck = serve.hang_up();
+    assert!(
+        stuck.contains("kept the TLS certificate in use") && stuck.contains("took over"),
+        "{stuck}"
+    );
+    release_fifo(fifo).await;
+    write_cert(dir.path(), &new_ca.issue(&["127.0.0.1"], Validity::Current));
     let key = client(&new_ca)
         .decrypt_data_key(&pair.encrypted_keys)
         .await
@@ -329,4 +344,85 @@ async fn vault_serve_speaks_tls_and_reloads_its_certificate_on_sighup() {
     std::fs::remove_file(dir.path().join("keyring.json")).expect("remove the keyring");
     assert_eq!(http1_get(address, &new_ca, "/health/ready").await.0, 503);
     assert_eq!(http1_get(address, &new_ca, "/health").await.0, 200);
+}
+
+/// Makes `path` a FIFO (named pipe) that nobody writes: opening it for
+/// reading blocks.
+fn make_fifo(path: &std::path::Path) {
+    std::fs::remove_file(path).expect("remove the file");
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Ends a read stuck on the FIFO at `path`: opens it for writing (which
+/// meets the stuck reader) and closes it, so the reader sees end of file.
+async fn release_fifo(path: std::path::PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open the FIFO"),
+        );
+    })
+    .await
+    .expect("the FIFO released");
+}
+
+// One thread for everything: a reload that blocked the runtime would stop
+// the TLS handshake and the metrics below outright.
+#[tokio::test(flavor = "current_thread")]
+async fn a_reload_stuck_on_a_fifo_stops_neither_tls_nor_metrics() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ca = TestCa::new("fifo CA");
+    write_cert(dir.path(), &ca.issue(&["127.0.0.1"], Validity::Current));
+    let tls = vault_server::TlsConfig::from_pem_files(
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    )
+    .expect("load the certificate");
+    let metrics = vault_server::Metrics::new();
+    let server = vault_tests::start_server_with(
+        vault_server::ServerConfig::new()
+            .tls(tls.clone())
+            .metrics(metrics.clone()),
+    )
+    .await;
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let metrics_address = metrics_listener.local_addr().expect("addr");
+    let scraper = tokio::spawn(vault_server::serve_metrics(metrics_listener, metrics));
+
+    let fifo = dir.path().join("cert.pem");
+    make_fifo(&fifo);
+    let timeout = std::time::Duration::from_millis(300);
+    let error = tls
+        .reload_within(timeout)
+        .await
+        .expect_err("nobody writes the FIFO");
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+    // The read is still stuck: another reload does not pile up behind it.
+    let error = tls.reload_within(timeout).await.expect_err("still stuck");
+    assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock, "{error}");
+
+    // TLS and metrics are served all the while, with the old certificate.
+    vault_tests::round_trip(&trusting(&server, &ca.pem()), "org_fifo").await;
+    let mut scrape = TcpStream::connect(metrics_address).await.expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: m\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("ask for the metrics");
+    let mut text = String::new();
+    scrape.read_to_string(&mut text).await.expect("the metrics");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("vault_server_requests_total"), "{text}");
+
+    release_fifo(fifo).await;
+    scraper.abort();
+    server.shutdown().await.expect("a clean shutdown");
 }

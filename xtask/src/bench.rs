@@ -205,21 +205,31 @@ pub(crate) fn run_json(mut command: Command, stdin: Option<&Value>) -> Result<Va
 /// `vault serve` on a free loopback port, with a throwaway keyring and API
 /// key, in its own process (so a client's CPU time is its own). Killed on
 /// drop.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     api_key: String,
     dir: PathBuf,
 }
 
 impl ServerProcess {
     fn start(vault: &Path, out_dir: &Path) -> Result<Self, String> {
+        Self::start_with(vault, out_dir, &[])
+    }
+
+    /// [`start`](Self::start) with more `vault serve` arguments.
+    pub(crate) fn start_with(
+        vault: &Path,
+        out_dir: &Path,
+        args: &[std::ffi::OsString],
+    ) -> Result<Self, String> {
         let dir = out_dir.join(format!("server-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let api_key = format!("sk_test_bench_{}", random_hex(16)?);
         let mut child = Command::new(vault)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("VAULT_KEYRING", dir.join("keyring.json"))
             // Through the environment, so it is not on the command line.
             .env("VAULT_SERVER_API_KEY", &api_key)

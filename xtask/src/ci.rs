@@ -1,6 +1,9 @@
 //! `cargo xtask ci`: the gate every change passes, in the order a newcomer
 //! would run it by hand, ending with a quick benchmark run as a smoke test.
-//! The tests run with OpenBao installed, so the Transit tests cannot skip.
+//! The tests run with OpenBao installed and `VAULT_REQUIRE_BAO=1` and
+//! `VAULT_REQUIRE_TINYPROXY=1` set (as `.ci/run` does), so neither the
+//! Transit tests nor the proxy tests can skip: a missing `bao` or
+//! `tinyproxy` fails the run.
 
 use crate::util::{self, cargo};
 
@@ -17,7 +20,7 @@ pub fn run_all() -> Result<(), String> {
     // The Transit tests run against a real OpenBao, required here.
     let bao = crate::openbao::install()?;
     let mut test = cargo(&["test", "--workspace"]);
-    test.envs(crate::openbao::test_env(&bao));
+    test.envs(test_env(&bao));
     util::run(test)?;
     let mut doc = cargo(&["doc", "--workspace", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
@@ -27,9 +30,34 @@ pub fn run_all() -> Result<(), String> {
     crate::bench::run(&["--quick".to_owned()])
 }
 
+/// The environment of `cargo test` in CI: OpenBao's, and the proxy tests
+/// required (they need `tinyproxy` on the PATH).
+fn test_env(bao: &std::path::Path) -> Vec<(&'static str, std::ffi::OsString)> {
+    let mut env = crate::openbao::test_env(bao).to_vec();
+    env.push(("VAULT_REQUIRE_TINYPROXY", "1".into()));
+    env
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(arg) = args.first() {
         return Err(format!("`ci` takes no arguments, got {arg:?}"));
     }
     run_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_requires_openbao_and_tinyproxy() {
+        let env = test_env(std::path::Path::new("/opt/bao"));
+        for required in ["VAULT_REQUIRE_BAO", "VAULT_REQUIRE_TINYPROXY"] {
+            assert!(
+                env.iter()
+                    .any(|(name, value)| *name == required && value == "1"),
+                "{required}=1 in {env:?}"
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod compat_install;
 mod fuzz;
 mod openbao;
 mod raft;
+mod slowloris;
 mod soak;
 mod util;
 
@@ -32,6 +33,10 @@ commands:
           Transit engine, verified load through it; the leader is killed
           mid-run and restarted; writes <target>/raft/summary.txt
           [--ops N] [--concurrency N] [--kill-after-secs N] [--down-secs N]
+  slowloris  /health p50/p99 of a release `vault serve` while 1,000 idle and
+          200 slow-loris connections hold on, plain and TLS, with and
+          without the per-peer limit; writes <target>/slowloris/summary.json;
+          fails if p99 under attack (defaults) is 100 ms or more
   fuzz    [--seconds N] [TARGET...]: seed the fuzz corpora from the SDK vectors,
           then run each cargo-fuzz target (parse, key_blob, local_unwrap,
           server_request) for N seconds (default 60), one at a time, at
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("openbao") => openbao::run(&args[1..]),
         Some("raft") => raft::run(&args[1..]),
+        Some("slowloris") => slowloris::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -26,15 +26,19 @@ use crate::util::{self, cargo};
 use cluster::{epoch_ms, wait_until, Cluster, Proc};
 
 const USAGE: &str = "usage: cargo xtask raft [--ops N] [--concurrency N] [--kill-after-secs N]
-                        [--down-secs N] [--seed N] [--mode forward|standby-reads|both]
+                        [--down-secs N] [--after-return-secs N] [--seed N]
+                        [--mode forward|standby-reads|both]
 
 Starts a 3-node OpenBao Raft cluster on 127.0.0.1 (under <target>/raft),
 enables Transit with a derived key, runs `vault serve` (release) over a
-standby node, and runs verified round trips through it (20,000 at
-concurrency 16 by default). --kill-after-secs (default 8) into the load,
-the active node is killed with SIGKILL; --down-secs (default 5) after a new
-leader is active, it is restarted and unsealed. Afterwards every
-ciphertext is decrypted again. Once per mode (default both): forward
+standby node, and runs verified round trips through it at concurrency 16
+by default. --kill-after-secs (default 8) into the load, the active node
+is killed with SIGKILL; --down-secs (default 5) after a new leader is
+active, it is restarted and unsealed. The load is time-bound: it runs
+until --after-return-secs (default 5) after the restarted node is a
+standby again, whatever the machine's speed (--ops, default 10,000,000,
+only bounds it). A load that ends before the kill or before that point is
+a harness error. Afterwards every ciphertext is decrypted again. Once per mode (default both): forward
 (disable_standby_reads = true: standbys forward every request to the
 active node) and standby-reads (OpenBao's default: standbys answer Transit
 encrypt and decrypt themselves). Writes <target>/raft/summary.txt and
@@ -51,16 +55,18 @@ struct Args {
     concurrency: u64,
     kill_after: Duration,
     down: Duration,
+    after_return: Duration,
     seed: Option<u64>,
     modes: Vec<Mode>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut parsed = Args {
-        ops: 20_000,
+        ops: 10_000_000,
         concurrency: 16,
         kill_after: Duration::from_secs(8),
         down: Duration::from_secs(5),
+        after_return: Duration::from_secs(5),
         seed: None,
         modes: vec![Mode::Forward, Mode::StandbyReads],
     };
@@ -90,6 +96,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--concurrency" => parsed.concurrency = positive()?,
             "--kill-after-secs" => parsed.kill_after = Duration::from_secs(positive()?),
             "--down-secs" => parsed.down = Duration::from_secs(number),
+            "--after-return-secs" => parsed.after_return = Duration::from_secs(number),
             "--seed" => parsed.seed = Some(number),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -166,8 +173,17 @@ fn run_mode(bao: &Path, mode: Mode, args: &Args, dir: &Path) -> Result<String, S
         cluster.node(target).name,
         cluster.node(target).url()
     );
-    let mut soak = start_soak(&release.join("vault-bench-soak"), &serve_url, args, dir)?;
-    let failover = failover(&mut cluster, target, &mut soak, args);
+    let stop_file = dir.join("stop-load");
+    let mut soak = start_soak(
+        &release.join("vault-bench-soak"),
+        &serve_url,
+        args,
+        dir,
+        &stop_file,
+    )?;
+    let failover = failover(&mut cluster, target, &mut soak, args, &stop_file);
+    // Whatever happened, the load stops now.
+    let _ = fs::write(&stop_file, "");
     let status = soak
         .0
         .wait()
@@ -197,10 +213,18 @@ fn start_serve(
     cluster::vault_serve(vault, &env, API_KEY, &dir.join("serve.log"))
 }
 
-fn start_soak(soak: &Path, url: &str, args: &Args, dir: &Path) -> Result<Proc, String> {
+fn start_soak(
+    soak: &Path,
+    url: &str,
+    args: &Args,
+    dir: &Path,
+    stop_file: &Path,
+) -> Result<Proc, String> {
     let mut command = Command::new(soak);
     command
         .args(["--phase", "raft", "--faults", "none", "--url", url])
+        .arg("--stop-file")
+        .arg(stop_file)
         .args(["--api-key", API_KEY])
         .args(["--ops", &args.ops.to_string()])
         .args(["--concurrency", &args.concurrency.to_string()])
@@ -232,17 +256,24 @@ struct Failover {
 }
 
 /// Kills the active node `args.kill_after` into the load, waits for a new
-/// leader, restarts the killed node `args.down` later and waits until it
-/// is a standby again.
+/// leader, restarts the killed node `args.down` later, waits until it is a
+/// standby again, and stops the load `args.after_return` after that (by
+/// creating `stop_file`). A load that ended before the kill, or before it
+/// was stopped, missed the failover: a harness error.
 fn failover(
     cluster: &mut Cluster,
     target: usize,
     soak: &mut Proc,
     args: &Args,
+    stop_file: &Path,
 ) -> Result<Failover, String> {
     std::thread::sleep(args.kill_after);
     if soak.0.try_wait().map_err(|e| e.to_string())?.is_some() {
-        return Err("the load ended before the kill: raise --ops".to_owned());
+        return Err(
+            "harness error: the load ended before the kill, so the kill missed it \
+             (see the soak's output above)"
+                .to_owned(),
+        );
     }
     let leader = cluster.active()?;
     if leader == target {
@@ -281,9 +312,20 @@ fn failover(
         failover.killed,
         failover.rejoined_ms - failover.restarted_ms
     );
+    std::thread::sleep(args.after_return);
     if soak.0.try_wait().map_err(|e| e.to_string())?.is_some() {
-        eprintln!("raft: note: the load ended before the restarted node rejoined");
+        return Err(format!(
+            "harness error: the load ended before {} s past the restarted node's return, \
+             so it did not cover the failover (raise --ops, or see the soak's output above)",
+            args.after_return.as_secs()
+        ));
     }
+    fs::write(stop_file, "").map_err(|e| format!("cannot write {}: {e}", stop_file.display()))?;
+    eprintln!(
+        "raft: stopping the load, {} s after {} returned",
+        args.after_return.as_secs(),
+        failover.killed
+    );
     Ok(failover)
 }
 
@@ -424,9 +466,12 @@ mod tests {
     #[test]
     fn flags_and_their_errors() {
         let parsed = args("").expect("defaults");
-        assert_eq!((parsed.ops, parsed.concurrency), (20_000, 16));
-        let parsed = args("--ops 5 --concurrency 2 --kill-after-secs 3 --down-secs 0 --seed 9")
-            .expect("flags");
+        assert_eq!((parsed.ops, parsed.concurrency), (10_000_000, 16));
+        assert_eq!(parsed.after_return, Duration::from_secs(5));
+        let parsed = args(
+            "--ops 5 --concurrency 2 --kill-after-secs 3 --down-secs 0 --after-return-secs 2 --seed 9",
+        )
+        .expect("flags");
         assert_eq!(
             parsed,
             Args {
@@ -434,6 +479,7 @@ mod tests {
                 concurrency: 2,
                 kill_after: Duration::from_secs(3),
                 down: Duration::ZERO,
+                after_return: Duration::from_secs(2),
                 seed: Some(9),
                 modes: vec![Mode::Forward, Mode::StandbyReads],
             }

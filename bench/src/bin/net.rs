@@ -21,6 +21,11 @@
 //! - `transit-cache [--quick]` does the same over Transit: it reads
 //!   `{"address", "token", "key"}` (a Transit engine and a derived key) on
 //!   stdin, and its server wraps keys there.
+//! - `slowloris` reads a [`vault_bench::slowloris::Request`], holds idle
+//!   and slow connections against the server while timing `/health`
+//!   probes, and prints the [`vault_bench::slowloris::Outcome`].
+//! - `tls-files DIR` writes `ca.pem`, and `cert.pem` and `key.pem` for
+//!   127.0.0.1 signed by that CA, into `DIR`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -52,9 +57,11 @@ fn main() -> ExitCode {
         Some("load") => read_request().and_then(load),
         Some("cache") => cache(quick),
         Some("transit-cache") => read_request().and_then(|r| transit_cache(r, quick)),
+        Some("slowloris") => read_request().and_then(slowloris),
+        Some("tls-files") => tls_files(args.get(1)),
         _ => {
             eprintln!(
-                "usage: vault-bench-net e2e|load|transit-cache (request on stdin) | cache [--quick]"
+                "usage: vault-bench-net e2e|load|transit-cache|slowloris (request on stdin) | cache [--quick] | tls-files DIR"
             );
             return ExitCode::from(2);
         }
@@ -75,6 +82,22 @@ fn read_request<T: for<'de> Deserialize<'de>>() -> Result<T, Failure> {
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text)?;
     Ok(serde_json::from_str(&text)?)
+}
+
+/// Writes a CA and a certificate for 127.0.0.1 into `dir`.
+fn tls_files(dir: Option<&String>) -> Result<String, Failure> {
+    let dir = std::path::Path::new(dir.ok_or("tls-files needs a directory")?);
+    let pki = vault_bench::LoopbackPki::new()?;
+    std::fs::write(dir.join("ca.pem"), &pki.ca_pem)?;
+    std::fs::write(dir.join("cert.pem"), &pki.cert_pem)?;
+    std::fs::write(dir.join("key.pem"), &pki.key_pem)?;
+    Ok(format!("\"{}\"", dir.display()))
+}
+
+/// The slow-loris measurement, on two worker threads.
+fn slowloris(request: vault_bench::slowloris::Request) -> Result<String, Failure> {
+    let outcome = runtime(2)?.block_on(vault_bench::slowloris::run(request))?;
+    Ok(serde_json::to_string(&outcome)?)
 }
 
 /// A runtime of `threads` workers (1: the current thread only).

@@ -4,9 +4,13 @@
 //! ```text
 //! vault-bench-soak [--phase NAME] [--ops N] [--concurrency N]
 //!                  [--faults none|issue|U,D,T] [--protocol h1|h2] [--seed N]
-//!                  [--time-limit-secs N] [--out DIR]
+//!                  [--time-limit-secs N] [--stop-file PATH] [--out DIR]
 //!                  [--url URL --api-key KEY]
 //! ```
+//!
+//! With `--stop-file`, the load is time-bound: no round trip starts once
+//! that file exists (`--ops` is then an upper bound), as `cargo xtask
+//! raft` stops it a set time after the restarted node's return.
 //!
 //! Defaults: phase `faults`, 50,000 round trips, concurrency 64, the
 //! issue's fault mix, HTTP/1.1 (`h2`: HTTPS, HTTP/2 by ALPN), a random
@@ -30,7 +34,8 @@ use vault_bench::soak::{self, ClientSettings, External, Params, Protocol};
 
 const USAGE: &str = "usage: vault-bench-soak [--phase NAME] [--ops N] [--concurrency N] \
                      [--faults none|issue|U,D,T] [--protocol h1|h2] [--seed N] \
-                     [--time-limit-secs N] [--out DIR] [--url URL --api-key KEY]";
+                     [--time-limit-secs N] [--stop-file PATH] [--out DIR] \
+                     [--url URL --api-key KEY]";
 
 /// What the command line asks for.
 struct Parsed {
@@ -104,6 +109,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         protocol: Protocol::Http1,
         progress: true,
         time_limit: Duration::from_secs(900),
+        stop_file: None,
     };
     let (mut out, mut url, mut api_key) = (None, None, None);
     let mut args = args.iter();
@@ -124,6 +130,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             "--protocol" => params.protocol = Protocol::parse(value)?,
             "--seed" => params.seed = number()?,
             "--time-limit-secs" => params.time_limit = Duration::from_secs(number()?),
+            "--stop-file" => params.stop_file = Some(PathBuf::from(value)),
             "--out" => out = Some(PathBuf::from(value)),
             "--url" => url = Some(value.clone()),
             "--api-key" => api_key = Some(value.clone()),

@@ -78,6 +78,10 @@ pub struct Params {
     pub progress: bool,
     /// The load must finish within this, or the phase counts as hung.
     pub time_limit: Duration,
+    /// When set, the load is time-bound: no operation starts once this
+    /// file exists (`ops` is then only an upper bound). Checked every
+    /// 50 ms, off the operations' path.
+    pub stop_file: Option<std::path::PathBuf>,
 }
 
 /// What the load measured.
@@ -98,6 +102,8 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     let (server, faults) = start_server(&dir.path().join("keyring.json"), params.protocol).await;
     let vaults = Vaults::new(Arc::new(client(&server, params.client)));
     if let Some(rates) = params.faults {
+        // The run's seed picks the faults too, so a failing run replays.
+        faults.seed(params.seed);
         faults.set_rates(rates);
     }
     arm(&faults);
@@ -108,18 +114,26 @@ pub async fn run_phase(params: Params, arm: impl FnOnce(&Faults)) -> Report {
     let server_data_key = faults.requests(DATA_KEY_PATH);
     let server_decrypt = faults.requests(DECRYPT_PATH);
     let server_total = faults.total_requests();
-    let server_h2 = server.h2_requests();
+    let server_faults = faults.injected();
 
     faults.clear();
     let rechecks = std::mem::take(&mut load.tally.rechecks);
     let recheck = recheck(&vaults, params.seed, rechecks, &mut load.tally).await;
-    server.shutdown().await.expect("server shutdown");
+    let rechecked = faults.total_requests().saturating_sub(server_total);
+    // The access log is written by a thread of its own, drained by the
+    // shutdown: count its lines then, less the recheck's.
+    let server_h2 = server
+        .shutdown()
+        .await
+        .expect("server shutdown")
+        .map(|h2| h2.saturating_sub(rechecked));
 
     Report {
         server_data_key,
         server_decrypt,
         server_total,
         server_h2,
+        server_faults,
         ..load.report(params, recheck)
     }
 }
@@ -138,6 +152,7 @@ impl Load {
             server_decrypt: 0,
             server_total: 0,
             server_h2: None,
+            server_faults: 0,
             vm_hwm_kib: proc_status_kib("VmHWM"),
             rss_samples_kib: self.rss_samples,
             external: None,
@@ -178,10 +193,11 @@ async fn drive(
     rss_samples: &mut Vec<(u64, Option<u64>)>,
 ) {
     let milestones: Vec<u64> = (1..=4).map(|q| params.ops * q / 4).collect();
+    let stop = StopFile::watch(params.stop_file.clone());
     let mut tasks = JoinSet::new();
     let mut next = 0u64;
-    while next < params.ops || !tasks.is_empty() {
-        while next < params.ops && tasks.len() < params.concurrency {
+    while (next < params.ops && !stop.requested()) || !tasks.is_empty() {
+        while next < params.ops && tasks.len() < params.concurrency && !stop.requested() {
             tasks.spawn(operation(vaults.clone(), params.seed, next));
             next += 1;
         }
@@ -199,6 +215,46 @@ async fn drive(
         let done = completed.fetch_add(1, Ordering::Relaxed) + 1;
         if milestones.contains(&done) {
             rss_samples.push((done, proc_status_kib("VmRSS")));
+        }
+    }
+}
+
+/// Whether a stop file has appeared, watched by a task of its own.
+struct StopFile {
+    seen: Arc<std::sync::atomic::AtomicBool>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+impl StopFile {
+    fn watch(path: Option<std::path::PathBuf>) -> StopFile {
+        let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = path.map(|path| {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_millis(50));
+                loop {
+                    ticks.tick().await;
+                    let file = path.clone();
+                    let exists = tokio::task::spawn_blocking(move || file.exists()).await;
+                    if exists.unwrap_or(false) {
+                        seen.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            })
+        });
+        StopFile { seen, watcher }
+    }
+
+    fn requested(&self) -> bool {
+        self.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StopFile {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
         }
     }
 }
@@ -260,14 +316,12 @@ struct PhaseServer {
 }
 
 impl PhaseServer {
-    fn h2_requests(&self) -> Option<usize> {
-        self.h2
-            .as_ref()
-            .map(|count| usize::try_from(count.load(Ordering::Relaxed)).unwrap_or(usize::MAX))
-    }
-
-    async fn shutdown(self) -> std::io::Result<()> {
-        self.server.shutdown().await
+    /// Shuts down (which drains the access log), then counts its HTTP/2
+    /// lines.
+    async fn shutdown(self) -> std::io::Result<Option<usize>> {
+        let PhaseServer { server, h2, .. } = self;
+        server.shutdown().await?;
+        Ok(h2.map(|count| usize::try_from(count.load(Ordering::Relaxed)).unwrap_or(usize::MAX)))
     }
 }
 
@@ -311,19 +365,10 @@ async fn start_server(keyring: &std::path::Path, protocol: Protocol) -> (PhaseSe
 /// A certificate for 127.0.0.1 signed by a CA made now: the server's TLS
 /// configuration and the CA's PEM.
 fn phase_tls() -> (TlsConfig, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().expect("a CA key");
-    let ca = ca_params.self_signed(&ca_key).expect("a CA");
-    let leaf_key = KeyPair::generate().expect("a key");
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .expect("a certificate");
-    let tls = TlsConfig::from_pem(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes())
+    let pki = crate::LoopbackPki::new().expect("a CA and a certificate");
+    let tls = TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes())
         .expect("a TLS configuration");
-    (tls, ca.pem())
+    (tls, pki.ca_pem)
 }
 
 /// Decrypts again, once the faults are cleared, the ciphertexts whose
@@ -360,6 +405,7 @@ mod tests {
     #[test]
     fn exhausted_retries_are_retryable_failures() {
         let params = Params {
+            stop_file: None,
             name: "exhausted".to_owned(),
             ops: 2,
             concurrency: 1,

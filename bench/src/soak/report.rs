@@ -28,6 +28,8 @@ pub struct Report {
     pub server_total: usize,
     /// Requests that arrived over HTTP/2, for an h2 phase.
     pub server_h2: Option<usize>,
+    /// Faults the server injected (drops and statuses).
+    pub server_faults: usize,
     /// Peak RSS of the process (VmHWM), on Linux.
     pub vm_hwm_kib: Option<u64>,
     /// VmRSS after a quarter, half, three quarters and all of the load.
@@ -104,6 +106,16 @@ impl Report {
                 self.client_attempts()
             ));
         }
+        let armed = self
+            .params
+            .faults
+            .is_some_and(|rates| rates != vault_server::FaultRates::default());
+        if armed && self.external.is_none() && self.server_faults == 0 {
+            failures.push(format!(
+                "faults were configured but none fired (seed {}): the phase proves nothing about retries",
+                self.params.seed
+            ));
+        }
         if let Some(h2) = self.server_h2.filter(|h2| *h2 != self.server_total) {
             failures.push(format!(
                 "only {h2} of {} requests arrived over HTTP/2",
@@ -136,10 +148,13 @@ impl Report {
             format!("FAIL\n    {}", failures.join("\n    "))
         };
         let p = &self.params;
+        let round_trips = match p.stop_file {
+            None => p.ops.to_string(),
+            Some(_) => format!("{} (time-bound) of at most {}", self.tally.completed, p.ops),
+        };
         let mut lines = vec![format!(
-            "soak phase {:?}: {} round trips at concurrency {} over {}, {} (seed {})",
+            "soak phase {:?}: {round_trips} round trips at concurrency {} over {}, {} (seed {})",
             p.name,
-            p.ops,
             p.concurrency,
             self.protocol_text(),
             self.faults_text(),
@@ -241,11 +256,12 @@ impl Report {
             );
         }
         format!(
-            "server requests: data-key {}, decrypt {}, total {}; client: {} calls + {} retries = {} attempts \
-             ({} never reached the server)",
+            "server requests: data-key {}, decrypt {}, total {} ({} faults injected); client: {} calls + \
+             {} retries = {} attempts ({} never reached the server)",
             self.server_data_key,
             self.server_decrypt,
             self.server_total,
+            self.server_faults,
             self.tally.calls,
             self.tally.total_retries,
             self.client_attempts(),
@@ -268,6 +284,7 @@ impl Report {
                 "throttled_429_retry_after_1": r.throttled,
             })),
             "seed": self.params.seed,
+            "server_faults_injected": self.server_faults,
             "server": self.external.as_deref().unwrap_or("in-process"),
             "cpu": cpu_model(),
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),

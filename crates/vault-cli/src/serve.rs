@@ -29,6 +29,11 @@ pub struct ServeArgs {
     /// Most connections served at once.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Most connections one client IP address may hold at once (loopback
+    /// included); further ones are closed on accept. Raise it behind a
+    /// proxy that funnels many clients through one address.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_peer: usize,
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs
     /// --tls-key. SIGHUP reloads both files.
     #[arg(long, requires = "tls_key")]
@@ -48,6 +53,7 @@ pub struct ServeArgs {
 /// Runs the server until ctrl-c or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let keys = api_keys(&args)?;
+    check_api_keys(&keys)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key).map_err(|e| {
             Failure::input(format!("cannot load the TLS certificate and key: {e}"))
@@ -64,17 +70,27 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .api_keys(keys)
         .max_body_bytes(args.max_body_bytes)
         .max_connections(args.max_connections)
+        .max_connections_per_peer(args.max_connections_per_peer)
         .metrics(metrics.clone());
     if let Some(keyring) = &backend.keyring {
         config = config.readiness(readiness(keyring.clone()));
     }
     if !args.no_access_log {
+        // Written by a thread of its own: a stalled stderr drops lines
+        // (counted in the metrics), it never stalls serving.
         config = config.access_log(std::io::stderr());
+    }
+    if tls.is_none() && !args.listen.ip().is_loopback() {
+        eprintln!(
+            "vault: warning: listening on {} without TLS: API keys and data keys cross the \
+             network in clear; pass --tls-cert and --tls-key, or listen on 127.0.0.1",
+            args.listen
+        );
     }
     if let Some(tls) = &tls {
         config = config.tls(tls.clone());
     }
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = bind(args.listen).await?;
         let address = listener.local_addr().unwrap_or(args.listen);
         let _metrics = match args.metrics_listen {
@@ -100,7 +116,30 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         )
         .await
         .map_err(|e| Failure::system(format!("server failed: {e}")))
-    })
+    });
+    // A certificate reload stuck on a hung file must not hold up the exit.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    served
+}
+
+/// How long the exit waits for blocking work still running.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The shortest API key `vault serve` accepts.
+const MIN_API_KEY_CHARS: usize = 16;
+
+/// Refuses API keys short enough to guess.
+fn check_api_keys(keys: &[String]) -> Result<(), Failure> {
+    if keys
+        .iter()
+        .any(|key| key.chars().count() < MIN_API_KEY_CHARS)
+    {
+        return Err(Failure::input(format!(
+            "an API key is shorter than {MIN_API_KEY_CHARS} characters, short enough to guess; \
+             use a long random one (for example: openssl rand -hex 24)"
+        )));
+    }
+    Ok(())
 }
 
 /// The key service behind the server, chosen by the environment.

@@ -12,14 +12,17 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 
+/// An API key long enough for `vault serve` (16 characters at least).
+const API_KEY: &str = "sk_test_serve_3b9d51e0";
+
 fn vault(home: &Path, keyring: &Path) -> Command {
     let mut command = Command::cargo_bin("vault").unwrap();
     command
         .env_clear()
         .env("HOME", home)
         .env("VAULT_KEYRING", keyring)
-        .env("VAULT_SERVER_API_KEY", "sk_test_x")
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("VAULT_SERVER_API_KEY", API_KEY);
     command
 }
 
@@ -58,7 +61,7 @@ fn serve_creates_the_keyring_owner_only() {
         .env_clear()
         .env("HOME", dir.path())
         .env("VAULT_KEYRING", &keyring)
-        .env("VAULT_SERVER_API_KEY", "sk_test_x")
+        .env("VAULT_SERVER_API_KEY", API_KEY)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -106,4 +109,66 @@ fn a_taken_address_is_a_system_failure_not_a_usage_error() {
         "{stderr}"
     );
     drop(taken);
+}
+
+#[test]
+fn serve_refuses_an_api_key_shorter_than_16_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring.json");
+    let output = vault(dir.path(), &keyring)
+        .env("VAULT_SERVER_API_KEY", "sk_test_x")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        // A safety net only: a server that starts would serve forever.
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("shorter than 16 characters"), "{stderr}");
+    assert!(
+        !stderr.contains("sk_test_x"),
+        "the key is not echoed: {stderr}"
+    );
+    assert!(!keyring.exists(), "nothing is created before the refusal");
+}
+
+#[test]
+fn serve_warns_when_listening_beyond_loopback_without_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring.json");
+    let stderr_of = |listen: &str| {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("VAULT_KEYRING", &keyring)
+            .env("VAULT_SERVER_API_KEY", API_KEY)
+            .args(["serve", "--listen", listen, "--no-access-log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Everything up to the line that says it serves.
+        let mut lines = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let serving = line.contains("serving WorkOS key endpoints");
+            lines.push(line);
+            if serving {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        lines.join("\n")
+    };
+    let wide = stderr_of("0.0.0.0:0");
+    assert!(
+        wide.contains("warning: listening on 0.0.0.0:0 without TLS"),
+        "{wide}"
+    );
+    assert!(wide.contains("serving WorkOS key endpoints"), "{wide}");
+    let local = stderr_of("127.0.0.1:0");
+    assert!(!local.contains("without TLS"), "{local}");
+    assert!(local.contains("serving WorkOS key endpoints"), "{local}");
 }

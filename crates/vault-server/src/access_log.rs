@@ -1,14 +1,63 @@
-//! The access log: one JSON line per answered request.
+//! The access log: one JSON line per answered request, written by a
+//! thread of its own so that serving never waits on the log's reader.
+//!
+//! Requests hand their line to a bounded queue and go on; the writer
+//! thread writes the lines in order. When the reader stalls (a blocked
+//! stderr, a full pipe), the queue fills and further lines are dropped and
+//! counted, never waited for. Lines of 401 answers, which anyone can cause
+//! without a key, are rate-limited on top of that.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Where access log lines go; clones share the writer.
+/// Lines waiting for the writer thread; more are dropped.
+const QUEUE_LINES: usize = 1024;
+/// 401 lines written in a burst before the rate limit applies.
+const UNAUTHORIZED_BURST: f64 = 10.0;
+/// 401 lines written per second, on average, after the burst.
+const UNAUTHORIZED_PER_SECOND: f64 = 1.0;
+
+/// Where access log lines go; clones share the writer thread.
 #[derive(Clone)]
 pub(crate) struct AccessLog {
-    out: Arc<Mutex<Box<dyn Write + Send>>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// To the writer thread.
+    queue: SyncSender<String>,
+    /// Lines queued and lines written, for [`AccessLog::flush`].
+    progress: Arc<(Mutex<Progress>, Condvar)>,
+    /// The budget of 401 lines.
+    unauthorized: Mutex<Bucket>,
+}
+
+#[derive(Default)]
+struct Progress {
+    queued: u64,
+    written: u64,
+}
+
+/// A token bucket for 401 lines, and how many it held back since the
+/// last 401 line written.
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    suppressed: u64,
+}
+
+/// What became of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Logged {
+    /// Queued for the writer thread.
+    Queued,
+    /// The queue was full (the log's reader is not keeping up): dropped.
+    Dropped,
+    /// A 401 line over the rate limit: not written.
+    Suppressed,
 }
 
 /// What one line says about one request.
@@ -26,16 +75,35 @@ pub(crate) struct Entry<'a> {
 }
 
 impl AccessLog {
+    /// Starts the writer thread over `out`. If the thread cannot be
+    /// started, every line is dropped (and counted).
     pub(crate) fn new(out: impl Write + Send + 'static) -> Self {
+        let (queue, lines) = mpsc::sync_channel::<String>(QUEUE_LINES);
+        let progress = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
+        let written = progress.clone();
+        let spawned = std::thread::Builder::new()
+            .name("vault-access-log".to_owned())
+            .spawn(move || write_lines(out, &lines, &written));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the access log thread: no access log");
+        }
         AccessLog {
-            out: Arc::new(Mutex::new(Box::new(out))),
+            inner: Arc::new(Inner {
+                queue,
+                progress,
+                unauthorized: Mutex::new(Bucket {
+                    tokens: UNAUTHORIZED_BURST,
+                    refilled: Instant::now(),
+                    suppressed: 0,
+                }),
+            }),
         }
     }
 
-    /// Writes `entry` as one line. A log that cannot be written is not a
-    /// reason to fail the request, so errors are dropped.
-    pub(crate) fn write(&self, entry: &Entry<'_>) {
-        let line = serde_json::json!({
+    /// Queues `entry` as one line, without waiting: a log that cannot keep
+    /// up is not a reason to delay or fail the request.
+    pub(crate) fn write(&self, entry: &Entry<'_>) -> Logged {
+        let mut line = serde_json::json!({
             "time": rfc3339(SystemTime::now()),
             "request_id": entry.request_id,
             "remote": entry.remote.map(|addr| addr.to_string()),
@@ -47,12 +115,73 @@ impl AccessLog {
             "status": entry.status,
             "duration_ms": entry.took.as_secs_f64() * 1000.0,
         });
+        if entry.status == Some(401) {
+            match self.unauthorized_budget() {
+                None => return Logged::Suppressed,
+                Some(0) => {}
+                Some(suppressed) => line["suppressed_401_lines"] = suppressed.into(),
+            }
+        }
         let mut text = line.to_string();
         text.push('\n');
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        // Count first, so a flush never misses a line the thread has
+        // already written.
+        lock(&self.inner.progress.0).queued += 1;
+        match self.inner.queue.try_send(text) {
+            Ok(()) => Logged::Queued,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                lock(&self.inner.progress.0).queued -= 1;
+                self.inner.progress.1.notify_all();
+                Logged::Dropped
+            }
+        }
     }
+
+    /// Takes a token for one 401 line: `None` when over the rate limit,
+    /// else how many 401 lines were held back since the last one.
+    fn unauthorized_budget(&self) -> Option<u64> {
+        let mut bucket = lock(&self.inner.unauthorized);
+        let now = Instant::now();
+        let earned = now.duration_since(bucket.refilled).as_secs_f64() * UNAUTHORIZED_PER_SECOND;
+        bucket.tokens = (bucket.tokens + earned).min(UNAUTHORIZED_BURST);
+        bucket.refilled = now;
+        if bucket.tokens < 1.0 {
+            bucket.suppressed += 1;
+            return None;
+        }
+        bucket.tokens -= 1.0;
+        Some(std::mem::take(&mut bucket.suppressed))
+    }
+
+    /// Waits (blocking, so on a blocking thread) until every line queued
+    /// so far is written, or `timeout` passes; whether all were written.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let (progress, written) = &*self.inner.progress;
+        let guard = lock(progress);
+        let (guard, _) = written
+            .wait_timeout_while(guard, timeout, |p| p.written < p.queued)
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.written >= guard.queued
+    }
+}
+
+/// The writer thread: writes each line whole, until every sender is gone.
+/// Write errors are ignored: nothing better can be done with them.
+fn write_lines(
+    mut out: impl Write,
+    lines: &mpsc::Receiver<String>,
+    progress: &(Mutex<Progress>, Condvar),
+) {
+    for line in lines {
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.flush();
+        lock(&progress.0).written += 1;
+        progress.1.notify_all();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `time` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).

@@ -26,12 +26,15 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::
 /// | [`max_body_bytes`](Self::max_body_bytes) | 1 MiB |
 /// | [`max_header_bytes`](Self::max_header_bytes) | 16 KiB |
 /// | [`header_read_timeout`](Self::header_read_timeout) | 10 s |
+/// | [`first_request_timeout`](Self::first_request_timeout) | 5 s |
 /// | [`max_connections`](Self::max_connections) | 1024 |
+/// | [`max_connections_per_peer`](Self::max_connections_per_peer) | 256 |
 /// | [`shutdown_grace`](Self::shutdown_grace) | 10 s |
 /// | [`tls`](Self::tls) | none: plain HTTP (and h2c) |
 /// | [`metrics`](Self::metrics) | counted, read through [`Server::metrics`](crate::Server::metrics) |
 /// | [`access_log`](Self::access_log) | none |
-/// | [`readiness`](Self::readiness) | ready whenever alive |
+/// | [`readiness`](Self::readiness) | none: the key service probe alone |
+/// | [`ready_timeout`](Self::ready_timeout) | 2 s |
 ///
 /// ```
 /// let config = vault_server::ServerConfig::new()
@@ -58,8 +61,11 @@ pub(crate) struct Limits {
     pub(crate) max_body_bytes: usize,
     pub(crate) max_header_bytes: usize,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) first_request_timeout: Duration,
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_peer: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) ready_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -68,8 +74,11 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             max_header_bytes: 16 << 10,
             header_read_timeout: Duration::from_secs(10),
+            first_request_timeout: Duration::from_secs(5),
             max_connections: 1024,
+            max_connections_per_peer: 256,
             shutdown_grace: Duration::from_secs(10),
+            ready_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -125,10 +134,34 @@ impl ServerConfig {
         self
     }
 
+    /// How long a new connection may take to send its first request head
+    /// (after its TLS handshake, which counts too): a connection that has
+    /// not yet sent one complete request is cut off sooner than an idle
+    /// keep-alive one, so idle and slow-loris connections free their slots
+    /// quickly. The shorter of this and the
+    /// [`header_read_timeout`](Self::header_read_timeout) applies.
+    pub fn first_request_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.first_request_timeout = timeout;
+        self
+    }
+
     /// How many connections are served at once; more wait to be accepted.
     /// At least 1.
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.limits.max_connections = connections.max(1);
+        self
+    }
+
+    /// How many connections one peer IP address may hold at once; its
+    /// further connections are closed as soon as they are accepted (and
+    /// counted in `vault_server_connections_refused_total`), so one peer
+    /// cannot take every slot of [`max_connections`](Self::max_connections).
+    /// Loopback peers count like any other: the default, 256, is well above
+    /// what this project's benchmark and soak harnesses open (at most 64
+    /// clients); raise it for a proxy or load balancer that funnels many
+    /// clients through one address. At least 1.
+    pub fn max_connections_per_peer(mut self, connections: usize) -> Self {
+        self.limits.max_connections_per_peer = connections.max(1);
         self
     }
 
@@ -158,12 +191,21 @@ impl ServerConfig {
     /// Writes one JSON line per answered request to `log`: time, request
     /// id, peer, method, path, route, HTTP version, status and duration.
     /// Never headers, bodies or keys.
+    ///
+    /// `log` is written by a thread of its own, through a queue of 1,024
+    /// lines: requests never wait for it. When it falls behind (a stalled
+    /// stderr, say), further lines are dropped and counted
+    /// (`vault_server_access_log_dropped_lines_total`). Lines of 401
+    /// answers are rate-limited (a burst of 10, then one a second; the rest
+    /// counted in `vault_server_access_log_suppressed_lines_total`). A
+    /// stopping server waits up to 2 s for the queue to drain.
     pub fn access_log(mut self, log: impl std::io::Write + Send + 'static) -> Self {
         self.access_log = Some(AccessLog::new(log));
         self
     }
 
-    /// What `GET /health/ready` asks before answering 200: `check` returns
+    /// A check `GET /health/ready` runs besides its key service probe
+    /// (see [`ready_timeout`](Self::ready_timeout)): `check` returns
     /// `Err(reason)` when key requests cannot be served (a keyring that
     /// cannot be read, say), and the probe answers 503. It runs on a
     /// blocking thread, so it may read files. `/health` keeps answering
@@ -173,6 +215,19 @@ impl ServerConfig {
         check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
     ) -> Self {
         self.readiness = Some(Arc::new(check));
+        self
+    }
+
+    /// How long `GET /health/ready` waits for its checks. Readiness asks
+    /// the key service itself: it creates a data key under the context
+    /// `{"vault_server": "readiness"}` and decrypts it again, and runs the
+    /// [`readiness`](Self::readiness) check if there is one. A failure, or
+    /// no answer within `timeout`, is a 503 with `Retry-After`, and the
+    /// cause is logged (`tracing`, warn level). One key service probe runs
+    /// at a time and its verdict is reused for a second, so unauthenticated
+    /// probes cannot load the key service.
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.ready_timeout = timeout;
         self
     }
 
@@ -197,7 +252,13 @@ impl fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.limits.max_body_bytes)
             .field("max_header_bytes", &self.limits.max_header_bytes)
             .field("header_read_timeout", &self.limits.header_read_timeout)
+            .field("first_request_timeout", &self.limits.first_request_timeout)
             .field("max_connections", &self.limits.max_connections)
+            .field(
+                "max_connections_per_peer",
+                &self.limits.max_connections_per_peer,
+            )
+            .field("ready_timeout", &self.limits.ready_timeout)
             .field("shutdown_grace", &self.limits.shutdown_grace)
             .field("tls", &self.tls)
             .field("access_log", &self.access_log.is_some())

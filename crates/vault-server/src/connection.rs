@@ -1,12 +1,13 @@
 //! Accepting connections within the limits, serving each, and draining
 //! them at shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper::rt::{Read, Write};
@@ -33,7 +34,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 struct Shared {
     app: Arc<App>,
     builder: auto::Builder<TokioExecutor>,
-    header_read_timeout: Duration,
+    /// For the TLS handshake and the first request head together.
+    first_head_timeout: Duration,
     /// `None` for plain HTTP.
     tls: Option<TlsAcceptor>,
     /// Changes when the server starts shutting down.
@@ -53,7 +55,7 @@ pub(crate) async fn run(
     let shared = Arc::new(Shared {
         app,
         builder: connection_builder(&limits),
-        header_read_timeout: limits.header_read_timeout,
+        first_head_timeout: limits.first_request_timeout.min(limits.header_read_timeout),
         tls,
         stopping,
     });
@@ -79,6 +81,7 @@ async fn accept_until(
     connections: &mut JoinSet<()>,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let peers = PeerCounts::new(limits.max_connections_per_peer);
     let mut signal = pin!(signal);
     loop {
         let permit = tokio::select! {
@@ -94,7 +97,17 @@ async fn accept_until(
         };
         match accepted {
             Ok((stream, remote)) => {
-                connections.spawn(serve_connection(shared.clone(), stream, remote, permit));
+                let Some(slot) = peers.enter(remote.ip()) else {
+                    shared.app.metrics().refused_per_peer();
+                    tracing::debug!(%remote, "closing: this peer holds too many connections");
+                    continue;
+                };
+                connections.spawn(serve_connection(
+                    shared.clone(),
+                    stream,
+                    remote,
+                    (permit, slot),
+                ));
             }
             Err(error) if is_connection_error(&error) => {}
             Err(error) => {
@@ -111,13 +124,13 @@ async fn serve_connection(
     shared: Arc<Shared>,
     stream: TcpStream,
     remote: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    slots: (OwnedSemaphorePermit, PeerSlot),
 ) {
-    let _permit = permit;
+    let _slots = slots;
     let _ = stream.set_nodelay(true);
     // The handshake and the first request head share one deadline, so a
     // slow or silent client cannot hold a slot for longer than that.
-    let head_deadline = Instant::now() + shared.header_read_timeout;
+    let head_deadline = Instant::now() + shared.first_head_timeout;
     let Some(acceptor) = &shared.tls else {
         let peer = Peer {
             remote: Some(remote),
@@ -145,7 +158,7 @@ async fn serve_connection(
         }
         Err(_) => {
             shared.app.metrics().handshake_failed();
-            tracing::debug!(%remote, "no TLS handshake within the header read timeout");
+            tracing::debug!(%remote, "no TLS handshake within the first request timeout");
         }
     }
 }
@@ -183,7 +196,7 @@ where
             () = first_head.as_mut(), if waiting_for_first_head => {
                 waiting_for_first_head = false;
                 if !first_request.load(Ordering::Relaxed) {
-                    tracing::debug!(remote = ?peer.remote, "no request head within the header read timeout: closing");
+                    tracing::debug!(remote = ?peer.remote, "no request head within the first request timeout: closing");
                     break Ok(());
                 }
             }
@@ -191,6 +204,58 @@ where
     };
     if let Err(error) = result {
         tracing::debug!(remote = ?peer.remote, %error, "connection ended with an error");
+    }
+}
+
+/// How many connections each peer address holds, against a limit.
+#[derive(Clone)]
+struct PeerCounts {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    limit: usize,
+}
+
+/// One connection of a peer, counted until dropped.
+struct PeerSlot {
+    peers: PeerCounts,
+    ip: IpAddr,
+}
+
+impl PeerCounts {
+    fn new(limit: usize) -> Self {
+        PeerCounts {
+            counts: Arc::default(),
+            limit,
+        }
+    }
+
+    /// A slot for one more connection of `ip`; `None` at the limit.
+    fn enter(&self, ip: IpAddr) -> Option<PeerSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            peers: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .peers
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -37,7 +37,9 @@ const MAX_KEY_CHARS: usize = 200;
 ///    optional `Retry-After`.
 ///
 /// Then the random faults of [`set_rates`](Self::set_rates), for soak
-/// tests.
+/// tests, drawn from the operating system's generator or, after
+/// [`seed`](Self::seed), from a seeded sequence so that a failing run can
+/// be replayed. [`injected`](Self::injected) counts the faults that fired.
 ///
 /// ```
 /// use vault_server::{Faults, ServerConfig};
@@ -58,7 +60,46 @@ struct Shared {
     rates: Rates,
     /// Requests by route, in the order of [`Route::ALL`].
     requests: [AtomicUsize; Route::ALL.len()],
+    /// Faults that fired (drops and statuses, not delays).
+    injected: AtomicUsize,
+    dice: Dice,
     keys: KeyLog,
+}
+
+/// Where random faults' rolls come from.
+#[derive(Default)]
+struct Dice {
+    /// Whether `seed` is set; else the operating system's generator.
+    seeded: AtomicBool,
+    seed: AtomicU64,
+    /// Rolls since seeded: the next roll's place in the sequence.
+    rolls: AtomicU64,
+}
+
+impl Dice {
+    /// A uniform fraction in `0.0..1.0`: the next of the seeded sequence,
+    /// else from the operating system (1.0, so no fault, if it has no
+    /// randomness to give).
+    fn roll(&self) -> f64 {
+        let bits = if self.seeded.load(SeqCst) {
+            let n = self.rolls.fetch_add(1, SeqCst);
+            // splitmix64 of the seed and the roll's place.
+            let mut z = self
+                .seed
+                .load(SeqCst)
+                .wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            u32::try_from((z ^ (z >> 31)) >> 32).unwrap_or(u32::MAX)
+        } else {
+            let mut bytes = [0u8; 4];
+            match SystemRandom::new().fill(&mut bytes) {
+                Ok(()) => u32::from_le_bytes(bytes),
+                Err(_) => return 1.0,
+            }
+        };
+        f64::from(bits) / (f64::from(u32::MAX) + 1.0)
+    }
 }
 
 /// Probabilities (0.0 to 1.0) of random faults per request; all zero by
@@ -162,6 +203,31 @@ impl Faults {
         self.shared.rates.store(rates);
     }
 
+    /// Draws the random faults from a sequence seeded with `seed`, from
+    /// its start: the n-th request to arrive gets the n-th roll, so a
+    /// run whose requests arrive in the same order meets the same faults.
+    /// Print the seed of a run to replay it.
+    ///
+    /// ```
+    /// use vault_server::{FaultRates, Faults};
+    /// let faults = Faults::new();
+    /// faults.seed(7);
+    /// faults.set_rates(FaultRates::default().with_unavailable(0.5));
+    /// ```
+    pub fn seed(&self, seed: u64) {
+        let dice = &self.shared.dice;
+        dice.seed.store(seed, SeqCst);
+        dice.rolls.store(0, SeqCst);
+        dice.seeded.store(true, SeqCst);
+    }
+
+    /// How many faults fired (dropped connections and status answers,
+    /// one-shot or random; delays are not faults here) since the last
+    /// [`reset_counters`](Self::reset_counters).
+    pub fn injected(&self) -> usize {
+        self.shared.injected.load(SeqCst)
+    }
+
     /// Disarms every fault; counters are kept.
     pub fn clear(&self) {
         self.shared
@@ -193,6 +259,7 @@ impl Faults {
         for count in &self.shared.requests {
             count.store(0, SeqCst);
         }
+        self.shared.injected.store(0, SeqCst);
         self.shared.keys.forget();
     }
 
@@ -207,7 +274,11 @@ impl Faults {
             self.shared.keys.record(key);
         }
         let (delay, fault) = self.shared.one_shots.take();
-        (delay, fault.or_else(|| self.random_fault()))
+        let fault = fault.or_else(|| self.random_fault());
+        if fault.is_some() {
+            self.shared.injected.fetch_add(1, SeqCst);
+        }
+        (delay, fault)
     }
 
     fn random_fault(&self) -> Option<Fault> {
@@ -215,7 +286,7 @@ impl Faults {
         if rates == FaultRates::default() {
             return None;
         }
-        let roll = roll();
+        let roll = self.shared.dice.roll();
         let mut threshold = 0.0;
         let choices = [
             (rates.unavailable, Fault::Status(503, None)),
@@ -229,16 +300,6 @@ impl Faults {
             }
         }
         None
-    }
-}
-
-/// A uniform fraction in `0.0..1.0` (1.0, so no fault, if the system has
-/// no randomness to give).
-fn roll() -> f64 {
-    let mut bytes = [0u8; 4];
-    match SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0),
-        Err(_) => 1.0,
     }
 }
 
@@ -377,6 +438,16 @@ impl fmt::Debug for Faults {
             .field("statuses", &queue.statuses.len())
             .field("rates", &self.shared.rates.load())
             .field("requests", &self.total_requests())
+            .field("injected", &self.injected())
+            .field(
+                "seed",
+                &self
+                    .shared
+                    .dice
+                    .seeded
+                    .load(SeqCst)
+                    .then(|| self.shared.dice.seed.load(SeqCst)),
+            )
             .finish()
     }
 }
@@ -444,6 +515,29 @@ mod tests {
         faults.fail_next(1, 500, None);
         faults.clear();
         assert_eq!(on_request(&faults, "/", None), (None, None));
+    }
+
+    #[test]
+    fn seeded_dice_replay_the_same_faults() {
+        let run = |seed| {
+            let faults = Faults::new();
+            faults.seed(seed);
+            faults.set_rates(FaultRates::default().with_unavailable(0.3));
+            let outcomes: Vec<bool> = (0..200)
+                .map(|_| on_request(&faults, "/", None).1.is_some())
+                .collect();
+            (outcomes, faults.injected())
+        };
+        let (first, injected) = run(42);
+        assert_eq!(
+            run(42),
+            (first.clone(), injected),
+            "the same seed, the same faults"
+        );
+        assert_ne!(run(43).0, first, "another seed, other faults");
+        assert_eq!(injected, first.iter().filter(|f| **f).count());
+        // About 30% of 200, nowhere near none or all.
+        assert!((30..=90).contains(&injected), "{injected}");
     }
 
     #[test]

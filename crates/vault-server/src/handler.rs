@@ -17,8 +17,8 @@ use vault_api::KeyService;
 
 use crate::access_log::{AccessLog, Entry};
 use crate::body::{read_body, BodyError, RequestBody};
-use crate::config::Readiness;
 use crate::metrics::Metrics;
+use crate::ready::ReadyProbe;
 use crate::reply::{self, Body, Reject};
 use crate::route::Route;
 use crate::ServerConfig;
@@ -51,7 +51,7 @@ pub(crate) struct App {
     max_body_bytes: usize,
     metrics: Metrics,
     access_log: Option<AccessLog>,
-    readiness: Option<Readiness>,
+    ready: Arc<ReadyProbe>,
     #[cfg(feature = "test-util")]
     faults: crate::Faults,
     rng: SystemRandom,
@@ -60,6 +60,11 @@ pub(crate) struct App {
 
 impl App {
     pub(crate) fn new(service: Arc<dyn KeyService>, config: ServerConfig) -> Arc<App> {
+        let ready = ReadyProbe::new(
+            service.clone(),
+            config.readiness,
+            config.limits.ready_timeout,
+        );
         Arc::new(App {
             service,
             api_key_digests: config
@@ -70,12 +75,23 @@ impl App {
             max_body_bytes: config.limits.max_body_bytes,
             metrics: config.metrics,
             access_log: config.access_log,
-            readiness: config.readiness,
+            ready,
             #[cfg(feature = "test-util")]
             faults: config.faults,
             rng: SystemRandom::new(),
             fallback_ids: AtomicU64::new(0),
         })
+    }
+
+    /// Waits, on a blocking thread and for at most `timeout`, until the
+    /// access log has written every line queued so far.
+    pub(crate) async fn flush_access_log(&self, timeout: std::time::Duration) {
+        if let Some(log) = self.access_log.clone() {
+            let flushed = tokio::task::spawn_blocking(move || log.flush(timeout)).await;
+            if !matches!(flushed, Ok(true)) {
+                tracing::warn!("the access log did not drain in time: lines may be lost");
+            }
+        }
     }
 
     /// The metrics the requests are counted in.
@@ -114,7 +130,7 @@ impl App {
             .ok()
             .map(|response| response.status().as_u16());
         if let Some(log) = &self.access_log {
-            log.write(&Entry {
+            let logged = log.write(&Entry {
                 request_id: &request_id,
                 remote: peer.remote,
                 tls: peer.tls,
@@ -125,6 +141,7 @@ impl App {
                 status,
                 took: started.elapsed(),
             });
+            self.metrics.access_logged(logged);
         }
         let _entered = span.enter();
         #[cfg(feature = "test-util")]
@@ -225,23 +242,22 @@ impl App {
         }
     }
 
-    /// 200 when the readiness check passes (or there is none), else 503.
-    /// The reason goes to the log, not to the unauthenticated prober.
+    /// 200 when the key service answers the readiness probe in time,
+    /// else 503 with `Retry-After`. The reason goes to the log, not to the
+    /// unauthenticated prober.
     async fn ready(&self) -> Response<Body> {
-        let verdict = match self.readiness.clone() {
-            None => Ok(()),
-            Some(check) => tokio::task::spawn_blocking(move || check())
-                .await
-                .unwrap_or_else(|_| Err("the readiness check panicked".to_owned())),
-        };
-        match verdict {
+        match self.ready.verdict().await {
             Ok(()) => reply::json(StatusCode::OK, br#"{"status":"ready"}"#.to_vec()),
             Err(reason) => {
                 tracing::warn!(%reason, "not ready");
-                reply::json(
+                let mut response = reply::json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     br#"{"status":"not ready","error":"the key service is not ready"}"#.to_vec(),
-                )
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, reply::retry_after());
+                response
             }
         }
     }
@@ -270,9 +286,7 @@ impl App {
             .decrypt_data_key(&keys)
             .await
             .map_err(|e| self.service_error(e))?;
-        Ok(reply::to_json(&wire::DecryptDataKeyResponse::from(
-            &data_key,
-        )))
+        Ok(reply::data_key_response(&data_key))
     }
 
     async fn rekey(&self, body: &[u8]) -> Result<Response<Body>, Reject> {

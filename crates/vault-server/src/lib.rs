@@ -12,14 +12,16 @@
 //! | `POST /vault/v1/keys/decrypt` | `{"data_key", "id"}` |
 //! | `POST /vault/v1/keys/rekey` | as `data-key` |
 //! | `GET /health` (or `/health/live`) | alive: `{"status":"ok"}`, without authentication |
-//! | `GET /health/ready` | ready: `{"status":"ready"}`, or 503 when [`ServerConfig::readiness`] fails; without authentication |
+//! | `GET /health/ready` | ready: `{"status":"ready"}` when the key service creates and decrypts a data key within [`ServerConfig::ready_timeout`] (and [`ServerConfig::readiness`] passes), else 503 with `Retry-After`; without authentication |
 //!
 //! Key endpoints need `Authorization: Bearer <key>` with a key from
 //! [`ServerConfig::api_key`]; a server without keys refuses them all.
 //! Every answer is JSON (`Content-Type: application/json`) with an
 //! `X-Request-ID`. Errors are `{"error": "..."}` with status 400 (malformed
 //! body or encrypted keys), 401, 404, 405 (with `Allow`), 413 (body over the
-//! limit), 422 (a key context that breaks the rules) or 500. HTTP/1.1 and
+//! limit), 422 (a key context that breaks the rules), 503 with
+//! `Retry-After` (the key service is unavailable: no answer in time, or an
+//! upstream answer worth retrying) or 500. HTTP/1.1 and
 //! HTTP/2 (h2c) are served on one port; with [`ServerConfig::tls`], HTTPS
 //! with ALPN `h2` and `http/1.1` instead.
 //!
@@ -58,9 +60,9 @@
 #![deny(missing_docs)]
 
 // Modules depend one way: {connection, request_handler} -> handler ->
-// {config, body, reply, route, faults, metrics, access_log}; connection ->
-// {config, tls}; config -> {faults, metrics, access_log, tls}; faults and
-// metrics -> route.
+// {config, body, reply, route, faults, metrics, access_log, ready};
+// connection -> {config, tls}; config -> {faults, metrics, access_log,
+// tls}; ready -> config; faults and metrics -> {route, access_log}.
 mod access_log;
 mod body;
 mod config;
@@ -69,6 +71,7 @@ mod connection;
 mod faults;
 mod handler;
 mod metrics;
+mod ready;
 mod reply;
 #[cfg(feature = "test-util")]
 mod request_handler;
@@ -127,8 +130,15 @@ pub async fn serve_with_shutdown(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, tls = tls.is_some(), "vault-server listening");
     }
-    connection::run(listener, app, limits, tls, signal).await
+    let served = connection::run(listener, app.clone(), limits, tls, signal).await;
+    // The lines of the last requests, unless the log's reader is stuck.
+    app.flush_access_log(ACCESS_LOG_FLUSH).await;
+    served
 }
+
+/// How long a stopping server waits for the access log to write its last
+/// lines.
+const ACCESS_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Completes on ctrl-c, or (on Unix) SIGTERM: the usual reasons for a
 /// server to stop. If a signal handler cannot be installed, that signal is

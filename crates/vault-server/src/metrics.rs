@@ -38,6 +38,15 @@ const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// | `vault_server_key_service_errors_total` | counter | `kind` |
 /// | `vault_server_requests_in_flight` | gauge | |
 /// | `vault_server_tls_handshake_failures_total` | counter | |
+/// | `vault_server_access_log_dropped_lines_total` | counter | |
+/// | `vault_server_access_log_suppressed_lines_total` | counter | |
+/// | `vault_server_connections_refused_total` | counter | `reason` |
+///
+/// Access log lines are dropped when the log's reader does not keep up
+/// (serving never waits for it), and suppressed when they are 401 lines
+/// over the rate limit. Connections are refused when one peer address
+/// holds [`ServerConfig::max_connections_per_peer`](crate::ServerConfig::max_connections_per_peer)
+/// already (`reason="per_peer"`).
 ///
 /// Routes are `data_key`, `decrypt`, `rekey`, `health`, `ready` and
 /// `not_found`, so a scan of random paths cannot grow the label set.
@@ -53,6 +62,9 @@ struct Inner {
     service_errors: Mutex<BTreeMap<String, u64>>,
     in_flight: AtomicI64,
     handshake_failures: AtomicU64,
+    log_dropped: AtomicU64,
+    log_suppressed: AtomicU64,
+    refused_per_peer: AtomicU64,
 }
 
 #[derive(Default)]
@@ -109,6 +121,26 @@ impl Metrics {
     /// Counts a TLS handshake that failed or timed out.
     pub(crate) fn handshake_failed(&self) {
         self.inner.handshake_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an access log line: dropped (the log's reader is behind) or
+    /// suppressed (a 401 line over the rate limit).
+    pub(crate) fn access_logged(&self, logged: crate::access_log::Logged) {
+        use crate::access_log::Logged;
+        match logged {
+            Logged::Queued => {}
+            Logged::Dropped => {
+                self.inner.log_dropped.fetch_add(1, Relaxed);
+            }
+            Logged::Suppressed => {
+                self.inner.log_suppressed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Counts a connection closed at once because its peer holds too many.
+    pub(crate) fn refused_per_peer(&self) {
+        self.inner.refused_per_peer.fetch_add(1, Relaxed);
     }
 
     /// Every metric, in Prometheus' text exposition format (0.0.4).
@@ -168,7 +200,37 @@ impl Metrics {
             "TLS handshakes that failed.",
         )?;
         let failures = inner.handshake_failures.load(Relaxed);
-        writeln!(out, "vault_server_tls_handshake_failures_total {failures}")
+        writeln!(out, "vault_server_tls_handshake_failures_total {failures}")?;
+        header(
+            out,
+            "access_log_dropped_lines_total",
+            "counter",
+            "Access log lines dropped because the log's reader fell behind.",
+        )?;
+        let dropped = inner.log_dropped.load(Relaxed);
+        writeln!(out, "vault_server_access_log_dropped_lines_total {dropped}")?;
+        header(
+            out,
+            "access_log_suppressed_lines_total",
+            "counter",
+            "401 access log lines over the rate limit, not written.",
+        )?;
+        let suppressed = inner.log_suppressed.load(Relaxed);
+        writeln!(
+            out,
+            "vault_server_access_log_suppressed_lines_total {suppressed}"
+        )?;
+        header(
+            out,
+            "connections_refused_total",
+            "counter",
+            "Connections closed on accept.",
+        )?;
+        let refused = inner.refused_per_peer.load(Relaxed);
+        writeln!(
+            out,
+            "vault_server_connections_refused_total{{reason=\"per_peer\"}} {refused}"
+        )
     }
 }
 

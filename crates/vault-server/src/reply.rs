@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vault_api::wire;
 use vault_api::{DataKeyPair, ErrorKind};
+use zeroize::Zeroizing;
 
 /// The body type of every answer.
 pub(crate) type Body = Full<Bytes>;
@@ -20,6 +21,8 @@ const MAX_MESSAGE_CHARS: usize = 300;
 pub(crate) struct Reject {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
+    /// Set on 503: the key service is unavailable for now.
+    retry_after: bool,
 }
 
 impl Reject {
@@ -27,12 +30,19 @@ impl Reject {
         Reject {
             status,
             message: message.into(),
+            retry_after: false,
         }
     }
 
     /// The JSON error answer.
     pub(crate) fn into_response(self) -> Response<Body> {
-        error(self.status, &self.message)
+        let mut response = error(self.status, &self.message);
+        if self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after());
+        }
+        response
     }
 }
 
@@ -112,13 +122,32 @@ pub(crate) fn decode_keys(text: &str, field: &str) -> Result<Vec<u8>, Reject> {
     })
 }
 
+/// `Retry-After` of a 503: the seconds a client should wait.
+pub(crate) fn retry_after() -> HeaderValue {
+    HeaderValue::from_static("1")
+}
+
+/// The answer to a key service failure: the client's own mistakes (bad
+/// keys, a bad context) as 400 and 422 with the message; unavailability
+/// (no answer, a timeout, an upstream answer worth retrying) as 503 with
+/// `Retry-After`; anything else as 500. The cause of a 503 or 500 is
+/// logged (key service errors never carry secrets); the client gets a
+/// generic message.
 pub(crate) fn service_error(error: vault_api::Error) -> Reject {
-    match error.kind() {
+    let kind = error.kind();
+    match kind {
         ErrorKind::InvalidKeys => Reject::new(StatusCode::BAD_REQUEST, error.message()),
         ErrorKind::InvalidContext => Reject::new(StatusCode::UNPROCESSABLE_ENTITY, error.message()),
-        kind => {
-            // Key service errors never carry secrets, so the message may be
-            // logged; the client gets a generic one.
+        _ if error.is_retryable() => {
+            tracing::warn!(?kind, error = %error, "the key service is unavailable");
+            let mut reject = Reject::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the key service is unavailable; retry later",
+            );
+            reject.retry_after = true;
+            reject
+        }
+        _ => {
             tracing::error!(?kind, error = %error, "the key service failed");
             Reject::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
@@ -126,13 +155,60 @@ pub(crate) fn service_error(error: vault_api::Error) -> Reject {
 }
 
 pub(crate) fn pair_response(pair: DataKeyPair) -> Response<Body> {
-    to_json(&wire::DataKeyResponse::from(pair))
+    secret_json(&wire::DataKeyResponse::from(pair))
 }
 
-pub(crate) fn to_json<T: Serialize>(body: &T) -> Response<Body> {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => json(StatusCode::OK, bytes),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+/// The 200 answer to a decrypt: the data key and its id.
+pub(crate) fn data_key_response(data_key: &vault_api::DataKey) -> Response<Body> {
+    secret_json(&wire::DecryptDataKeyResponse::from(data_key))
+}
+
+/// A 200 JSON answer that holds key material. It is serialized into one
+/// buffer of exactly the size it needs (measured by a first pass that
+/// writes nothing), so the buffer never grows and leaves no stale copy
+/// behind in freed memory, and the body zeroizes that buffer when hyper
+/// drops it. What hyper, h2, rustls and the kernel copy while sending it
+/// is beyond our reach (see docs/SECURITY.md).
+pub(crate) fn secret_json<T: Serialize>(body: &T) -> Response<Body> {
+    match secret_json_bytes(body) {
+        Some(buffer) => {
+            let mut response = json(StatusCode::OK, Vec::new());
+            *response.body_mut() = Full::new(Bytes::from_owner(SecretBytes(buffer)));
+            response
+        }
+        None => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+/// `body` as JSON in a zeroizing buffer allocated once, at its final size.
+fn secret_json_bytes<T: Serialize>(body: &T) -> Option<Zeroizing<Vec<u8>>> {
+    let mut size = ByteCount(0);
+    serde_json::to_writer(&mut size, body).ok()?;
+    let mut buffer = Zeroizing::new(Vec::with_capacity(size.0));
+    serde_json::to_writer(&mut *buffer, body).ok()?;
+    Some(buffer)
+}
+
+/// Counts what is written, keeping nothing.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A response body's bytes, zeroized when the last reference is dropped.
+struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for SecretBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -167,4 +243,22 @@ pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_answers_are_written_once_at_their_final_size() {
+        let key = vault_api::DataKey::new("3f1c1d2e-5b6a-4c7d-8e9f-0a1b2c3d4e5f", [7u8; 32]);
+        let answer = wire::DecryptDataKeyResponse::from(&key);
+        let buffer = secret_json_bytes(&answer).expect("serializes");
+        // Never grown, so no earlier, smaller copy was freed unzeroized.
+        assert_eq!(buffer.capacity(), buffer.len());
+        assert_eq!(
+            buffer.as_slice(),
+            serde_json::to_vec(&answer).expect("serializes").as_slice()
+        );
+    }
 }

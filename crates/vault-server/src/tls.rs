@@ -4,7 +4,9 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -33,7 +35,12 @@ pub struct TlsConfig {
     files: Option<Arc<(PathBuf, PathBuf)>>,
     resolver: Arc<Resolver>,
     provider: Arc<CryptoProvider>,
+    /// Set while a [`reload_within`](Self::reload_within) reads the files.
+    reading: Arc<AtomicBool>,
 }
+
+/// How long a SIGHUP reload may take to read the files.
+const SIGHUP_RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl TlsConfig {
     /// Loads the certificate chain (leaf first) from `cert` and the private
@@ -58,6 +65,7 @@ impl TlsConfig {
                 current: RwLock::new(Arc::new(key)),
             }),
             provider,
+            reading: Arc::default(),
         })
     }
 
@@ -79,7 +87,48 @@ impl TlsConfig {
         Ok(())
     }
 
+    /// [`reload`](Self::reload) on a blocking thread, waiting at most
+    /// `timeout`, for async code: a file on a hung mount or a FIFO nobody
+    /// writes cannot stall the runtime, and so neither TLS nor anything
+    /// else served by it. On a timeout the certificate in use stays (the
+    /// error is `TimedOut`), and until the stuck read ends, further calls
+    /// fail at once instead of piling up threads.
+    ///
+    /// ```no_run
+    /// # async fn run(tls: vault_server::TlsConfig) {
+    /// if let Err(e) = tls.reload_within(std::time::Duration::from_secs(5)).await {
+    ///     eprintln!("kept the certificate in use: {e}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn reload_within(&self, timeout: Duration) -> io::Result<()> {
+        if self.reading.swap(true, Ordering::SeqCst) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "an earlier reload is still reading the certificate files",
+            ));
+        }
+        let this = self.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let outcome = this.reload();
+            this.reading.store(false, Ordering::SeqCst);
+            outcome
+        });
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join)) => {
+                self.reading.store(false, Ordering::SeqCst);
+                Err(io::Error::other(format!("the reload failed: {join}")))
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("reading the certificate files took over {timeout:?}"),
+            )),
+        }
+    }
+
     /// Reloads on every SIGHUP (Unix; elsewhere it never completes),
+    /// through [`reload_within`](Self::reload_within) with a 5 s timeout,
     /// logging each outcome with `on_reload`. Run it beside the server;
     /// drop it to stop listening.
     pub async fn reload_on_sighup(self, on_reload: impl Fn(io::Result<()>) + Send) {
@@ -91,7 +140,7 @@ impl TlsConfig {
                 return std::future::pending().await;
             };
             while hangups.recv().await.is_some() {
-                on_reload(self.reload());
+                on_reload(self.reload_within(SIGHUP_RELOAD_TIMEOUT).await);
             }
         }
         #[cfg(not(unix))]
