@@ -93,7 +93,7 @@ async fn ready_is_503_once_the_keyring_is_garbage_and_the_500s_say_why() {
     traces();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let keyring = dir.path().join("keyring.json");
-    let service = Arc::new(LocalKeyService::open(&keyring).expect("a keyring"));
+    let service = Arc::new(LocalKeyService::create(&keyring).expect("a keyring"));
     let server = serve(service, ServerConfig::new()).await;
     let client = client_for(&server)
         .max_retries(0)
