@@ -24,13 +24,17 @@ mod context;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "http")]
+mod retry;
 mod service;
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MESSAGES_PER_KEY};
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
-pub use error::{is_retryable_status, Error, ErrorKind};
+pub use error::{Error, ErrorKind};
 #[cfg(feature = "http")]
 pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder};
+#[cfg(feature = "http")]
+pub use retry::RetryPolicy;
 pub use service::{random_data_key, DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

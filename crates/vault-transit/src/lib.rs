@@ -29,7 +29,7 @@
 //! | `VAULT_NAMESPACE` / `BAO_NAMESPACE` | the engine | the namespace |
 //! | `VAULT_CACERT` / `BAO_CACERT` | the engine | a PEM file of CA certificates to trust |
 //! | `VAULT_CLIENT_TIMEOUT` / `BAO_CLIENT_TIMEOUT` | the engine | per-attempt timeout (`30s`) |
-//! | `VAULT_MAX_RETRIES` / `BAO_MAX_RETRIES` | the engine | retries (3) |
+//! | `VAULT_MAX_RETRIES` / `BAO_MAX_RETRIES` | the engine | retries (5) |
 //!
 //! `VAULT_SKIP_VERIFY` is not honoured: certificates are always verified.
 //!
