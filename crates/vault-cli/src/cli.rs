@@ -110,7 +110,8 @@ enum Command {
     /// Manage the local keyring (never prints key material).
     #[command(subcommand)]
     Keyring(KeyringCommand),
-    /// Serve WorkOS's key endpoints over the local keyring.
+    /// Serve WorkOS's key endpoints over the backend the environment selects
+    /// (the local keyring, or Transit when VAULT_TRANSIT_KEY is set).
     Serve(crate::serve::ServeArgs),
 }
 

@@ -20,7 +20,7 @@ pub struct Inspection {
     /// Length of the AES-GCM ciphertext in bytes, without the tag (equal to
     /// the plaintext's length).
     pub ciphertext_len: usize,
-    /// Who wrote the blob: `workos`, `local` or `unknown`.
+    /// Who wrote the blob: `workos`, `local`, `transit` or `unknown`.
     pub key_blob_kind: &'static str,
     /// The blob's format version, when known.
     pub key_blob_version: Option<String>,
