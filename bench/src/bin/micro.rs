@@ -341,11 +341,13 @@ fn local(budget: Budget) -> Vec<Measurement> {
         let opened = vault_crypto::open(&key, &envelope, aad).expect("opens");
         // Warm the cache, and check every path gets the plaintext back.
         assert_eq!(
-            ready(cached.decrypt_to_string(&text, Some(aad))).expect("decrypts"),
+            ready(cached.decrypt_to_string(&text, &vault::DecryptOptions::new().aad(aad)))
+                .expect("decrypts"),
             plaintext
         );
         assert_eq!(
-            ready(fixed.decrypt_to_string(&text, Some(aad))).expect("decrypts"),
+            ready(fixed.decrypt_to_string(&text, &vault::DecryptOptions::new().aad(aad)))
+                .expect("decrypts"),
             plaintext
         );
         assert_eq!(decrypt_before(&service, &text, aad), plaintext);
@@ -395,9 +397,16 @@ fn local(budget: Budget) -> Vec<Measurement> {
 
         // The whole decrypt: the facade against how it used to decrypt,
         // same key service, same run.
-        let mut facade = || {
-            black_box(ready(fixed.decrypt_to_string(black_box(&text), Some(aad))).expect("ok"));
-        };
+        let mut facade =
+            || {
+                black_box(
+                    ready(fixed.decrypt_to_string(
+                        black_box(&text),
+                        &vault::DecryptOptions::new().aad(aad),
+                    ))
+                    .expect("ok"),
+                );
+            };
         let mut before = || {
             black_box(decrypt_before(&service, black_box(&text), aad));
         };
@@ -434,9 +443,16 @@ fn local(budget: Budget) -> Vec<Measurement> {
             .target(1.0),
         );
 
-        let mut warm = || {
-            black_box(ready(cached.decrypt_to_string(black_box(&text), Some(aad))).expect("ok"));
-        };
+        let mut warm =
+            || {
+                black_box(
+                    ready(cached.decrypt_to_string(
+                        black_box(&text),
+                        &vault::DecryptOptions::new().aad(aad),
+                    ))
+                    .expect("ok"),
+                );
+            };
         let seconds = measure(&mut warm, budget);
         out.push(Measurement::report(
             &format!("local {name} decrypt_to_string (warm cache)"),

@@ -154,10 +154,18 @@ fn e2e(request: E2eRequest) -> Result<String, Failure> {
             let context = context.clone();
             let plaintext = plaintext.clone();
             async move {
-                let aad = Some(AAD.as_bytes());
+                let aad = AAD.as_bytes();
                 for _ in indices {
-                    let ciphertext = vault.encrypt(&*plaintext, &context, aad).await?;
-                    let opened = vault.decrypt_to_string(&ciphertext, aad).await?;
+                    let ciphertext = vault
+                        .encrypt_with(
+                            &*plaintext,
+                            &context,
+                            &vault::EncryptOptions::new().aad(aad),
+                        )
+                        .await?;
+                    let opened = vault
+                        .decrypt_to_string(&ciphertext, &vault::DecryptOptions::new().aad(aad))
+                        .await?;
                     if opened != *plaintext {
                         return Err("a pair did not round-trip".into());
                     }
@@ -289,7 +297,12 @@ async fn decrypt_all(
         let ciphertexts = ciphertexts.clone();
         async move {
             for i in indices {
-                vault.decrypt(&ciphertexts[i], Some(AAD.as_bytes())).await?;
+                vault
+                    .decrypt_with(
+                        &ciphertexts[i],
+                        &vault::DecryptOptions::new().aad(AAD.as_bytes()),
+                    )
+                    .await?;
             }
             Ok(())
         }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vault::{ErrorKind, KeyService, Layout, Vault};
+use vault::{KeyService, KeyServiceErrorKind as ErrorKind, Layout, Vault};
 
 use super::case::Case;
 use super::retries::{epoch_ms, Retries, RETRIES};
@@ -120,7 +120,11 @@ async fn round_trip(vaults: &Vaults, seed: u64, index: u64) -> (Outcome, Option<
     let case = Case::new(seed, index);
     let vault = vaults.get(case.layout);
     let ciphertext = match vault
-        .encrypt(&case.plaintext, &case.context, case.aad.as_deref())
+        .encrypt_with(
+            &case.plaintext,
+            &case.context,
+            &vault::EncryptOptions::new().aad(case.aad.as_deref().unwrap_or_default()),
+        )
         .await
     {
         Ok(ciphertext) => ciphertext,
@@ -135,7 +139,10 @@ async fn round_trip(vaults: &Vaults, seed: u64, index: u64) -> (Outcome, Option<
 pub(crate) async fn decrypt_and_judge(vaults: &Vaults, case: &Case, ciphertext: &str) -> Outcome {
     let got = vaults
         .get(Layout::A12)
-        .decrypt(ciphertext, case.aad.as_deref())
+        .decrypt_with(
+            ciphertext,
+            &vault::DecryptOptions::new().aad(case.aad.as_deref().unwrap_or_default()),
+        )
         .await;
     judge_decrypt(&case.plaintext, &got)
 }

@@ -349,7 +349,7 @@ async fn recheck(
 
 #[cfg(test)]
 mod tests {
-    use vault::ErrorKind;
+    use vault::KeyServiceErrorKind as ErrorKind;
 
     use super::super::{random_seed, runtime};
     use super::*;
@@ -406,7 +406,11 @@ mod tests {
             assert_ne!(case.plaintext, Case::new(seed, 6).plaintext);
             let ciphertext = vaults
                 .get(case.layout)
-                .encrypt(&case.plaintext, &case.context, case.aad.as_deref())
+                .encrypt_with(
+                    &case.plaintext,
+                    &case.context,
+                    &vault::EncryptOptions::new().aad(case.aad.as_deref().unwrap_or_default()),
+                )
                 .await
                 .expect("encrypt");
             faults.drop_next(4);

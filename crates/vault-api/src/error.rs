@@ -185,7 +185,8 @@ impl std::error::Error for Error {
 
 impl From<crate::ContextError> for Error {
     fn from(error: crate::ContextError) -> Self {
-        Error::new(ErrorKind::InvalidContext, error.to_string()).with_source(error)
+        // The message says the cause: no source, so it is printed once.
+        Error::new(ErrorKind::InvalidContext, error.to_string())
     }
 }
 

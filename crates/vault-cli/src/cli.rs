@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use vault::{wire, DataKey, KeyContext, Layout, LocalKeyService, Sdk, Vault, HEAD_ROOM};
+use vault::{
+    wire, DataKey, DecryptOptions, EncryptOptions, KeyContext, Layout, LocalKeyService, Sdk, Vault,
+    HEAD_ROOM,
+};
 
 use crate::failure::Failure;
 use crate::io::{
@@ -174,7 +177,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             layout,
         } => decrypt(file, aad, data_key, layout),
         Command::Inspect { file } => {
-            let inspection = Vault::inspect(&read_text(file.as_deref())?)?;
+            let inspection = vault::inspect(&read_text(file.as_deref())?)?;
             write_json(&inspection)
         }
         Command::DataKey(DataKeyCommand::Create { context }) => {
@@ -209,9 +212,12 @@ fn encrypt(
     layout: Layout,
 ) -> Result<(), Failure> {
     let mut buf = read_plaintext(file.as_deref())?;
-    let vault = Vault::from_env()?.with_layout(layout);
-    let aad = aad.as_deref().map(str::as_bytes);
-    let start = runtime()?.block_on(vault.encrypt_in_place(&mut buf, HEAD_ROOM, context, aad))?;
+    let vault = Vault::from_env()?;
+    let options = EncryptOptions::new()
+        .aad(aad.as_deref().unwrap_or_default().as_bytes())
+        .layout(layout);
+    let start =
+        runtime()?.block_on(vault.encrypt_in_place(&mut buf, HEAD_ROOM, context, &options))?;
     // Sealed in place, the buffer holds no plaintext any more: it is freed
     // without the wiping pass a plaintext needs (a failed seal wipes it).
     let sealed = std::mem::take(&mut *buf);
@@ -224,7 +230,10 @@ fn decrypt(
     data_key: Option<String>,
     layout: Option<Layout>,
 ) -> Result<(), Failure> {
-    let aad = aad.as_deref().map(str::as_bytes);
+    let mut options = DecryptOptions::new().aad(aad.as_deref().unwrap_or_default().as_bytes());
+    if let Some(layout) = layout {
+        options = options.layout(layout);
+    }
     // Parsed before reading: a bad key is refused without touching input.
     let data_key = data_key
         .map(|key| {
@@ -234,10 +243,10 @@ fn decrypt(
         .transpose()?;
     let mut buf = read_envelope(file.as_deref())?;
     match data_key {
-        Some(key) => Vault::decrypt_in_place_with_data_key(&mut buf, &key, layout, aad)?,
+        Some(key) => vault::decrypt_in_place_with_data_key(&mut buf, &key, &options)?,
         None => {
             let vault = Vault::from_env()?;
-            runtime()?.block_on(vault.decrypt_in_place(&mut buf, layout, aad))?;
+            runtime()?.block_on(vault.decrypt_in_place(&mut buf, &options))?;
         }
     }
     write_stdout(&buf)

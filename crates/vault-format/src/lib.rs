@@ -43,7 +43,7 @@
 //!
 //! let keys = envelope.encrypted_keys()?;
 //! let blob = KeyBlob::parse(&keys);
-//! assert_eq!(blob.kind(), "workos");
+//! assert_eq!(blob.kind().name(), "workos");
 //! assert_eq!(blob.data_key_id(), Some("0237abe8-fc0d-4456-831c-3a2d133e9f90"));
 //! # Ok::<(), vault_format::Error>(())
 //! ```
@@ -63,7 +63,9 @@ mod layout;
 mod leb128;
 mod sdk;
 
-pub use blob::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, TRANSIT_MAGIC, WORKOS_MAGIC};
+pub use blob::{
+    KeyBlob, KeyBlobKind, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, TRANSIT_MAGIC, WORKOS_MAGIC,
+};
 pub use envelope::{Envelope, Frame, KeysPrefix};
 pub use error::Error;
 pub use layout::{Layout, UnknownLayout, TAG_LEN};

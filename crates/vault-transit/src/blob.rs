@@ -255,7 +255,7 @@ mod tests {
         let bytes = blob.encode().unwrap();
         assert_eq!(TransitBlob::parse(&bytes).unwrap(), blob);
         let seen = KeyBlob::parse(&bytes);
-        assert_eq!(seen.kind(), "transit");
+        assert_eq!(seen.kind().name(), "transit");
         assert_eq!(seen.data_key_id(), Some(ID));
         assert!(matches!(seen, KeyBlob::Transit { key_version: 2, .. }));
     }

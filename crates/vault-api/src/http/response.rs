@@ -111,7 +111,14 @@ fn transport_error(error: TransportError, status: Option<u16>) -> Error {
     if let (T::BodyTooLarge, Some(status)) = (error.kind(), status) {
         result = result.with_status(status);
     }
-    result.with_retryable(retryable).with_source(error)
+    // The message quotes the cause of a refused certificate or proxy
+    // credentials: the source keeps the kind only, so the chain shows the
+    // cause once.
+    let source = match error.kind() {
+        T::Tls | T::ProxyAuth => TransportError::new(error.kind()),
+        _ => error,
+    };
+    result.with_retryable(retryable).with_source(source)
 }
 
 /// The text of `error`'s cause.
