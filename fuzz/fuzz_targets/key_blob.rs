@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_format::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+use vault_format::{KeyBlob};
+use vault_format::__private::{ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
 
 fuzz_target!(|data: &[u8]| {
     let blob = KeyBlob::parse(data);

@@ -165,7 +165,7 @@ fn size_name(size: usize) -> String {
 
 /// A WorkOS-shaped keys blob of realistic length (207 bytes).
 fn blob() -> Vec<u8> {
-    let mut blob = vault_format::WORKOS_MAGIC.to_vec();
+    let mut blob = vault_format::__private::WORKOS_MAGIC.to_vec();
     blob.extend_from_slice(KEY_ID.as_bytes());
     blob.extend_from_slice(&[0x5a; 160]);
     blob

@@ -201,6 +201,8 @@ impl<'a> Envelope<'a> {
     }
 
     /// The framing of this envelope: where each part goes when encoded.
+    /// Plumbing for the crates of this workspace, not a stable interface.
+    #[doc(hidden)]
     pub fn frame(&self) -> Frame {
         Frame {
             layout: self.layout,

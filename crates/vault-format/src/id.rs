@@ -5,7 +5,7 @@
 //! The randomness comes from the caller; this module only writes and checks
 //! the text.
 
-use crate::ID_LEN;
+use crate::blob::ID_LEN;
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 

@@ -13,7 +13,7 @@
 //!   namespace, mount, private CA, timeouts and retries, over
 //!   `vault-api`'s [`Transport`](vault_api::transport::Transport).
 //!
-//! The blob it writes opens with [`vault_format::TRANSIT_MAGIC`]
+//! The blob it writes opens with a magic of its own
 //! (`VRS.TKS.v1\0`), then the data key id and the Transit key version, so
 //! `vault inspect` tells it apart from WorkOS and local blobs.
 //!

@@ -85,7 +85,7 @@ fn encode(request: &impl serde::Serialize) -> Result<Bytes, Error> {
 fn new_idempotency_key(rng: &SystemRandom) -> Result<String, Error> {
     let mut bytes = [0u8; 16];
     rng.fill(&mut bytes).map_err(|_| Error::random_failed())?;
-    Ok(vault_format::id::uuid_v4(bytes))
+    Ok(vault_format::__private::id::uuid_v4(bytes))
 }
 
 #[cfg(test)]
