@@ -16,8 +16,16 @@
 //!
 //! The embedded key service over a local keyring is in the `vault-local`
 //! crate.
+//!
+//! # Features
+//!
+//! - `http` (default): [`HttpKeyService`], its [`transport`] module and
+//!   [`RetryPolicy`], over hyper 1 and rustls with the *ring* provider.
+//!   Without it the crate is the trait, the context, the wire types and the
+//!   cache, with no HTTP stack.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cache;
 mod context;
@@ -33,8 +41,10 @@ pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MES
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder};
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use retry::RetryPolicy;
 pub use service::{random_data_key, DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

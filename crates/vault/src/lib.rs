@@ -67,8 +67,19 @@
 //! - A data key is random per message by default. With
 //!   [`CachingKeyService`] a key may be reused for several messages: fewer
 //!   key service calls, more data under one key.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `http` | yes | [`HttpKeyService`] (WorkOS's API over hyper and rustls with *ring*), [`RetryPolicy`], [`transport`] |
+//! | `transit` | yes | [`TransitKeyService`] (OpenBao / HashiCorp Vault Transit), chosen by `VAULT_TRANSIT_KEY` in [`Vault::from_env`]; implies `http` |
+//! | `blocking` | no | `blocking::Vault`, every operation without async |
+//!
+//! `vault-format`'s `simd` feature (SIMD base64) is always on here.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod env;
 mod error;
@@ -76,6 +87,7 @@ mod inspect;
 mod options;
 
 #[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 
 use std::sync::Arc;
@@ -90,6 +102,7 @@ pub use vault_api::Error as KeyServiceError;
 /// The kind of a [`KeyServiceError`].
 pub use vault_api::ErrorKind as KeyServiceErrorKind;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use vault_api::{transport, HttpKeyService, HttpKeyServiceBuilder, RetryPolicy};
 pub use vault_api::{
     CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, KeyContext, KeyService,
@@ -104,6 +117,7 @@ pub use vault_format::{b64, Layout, Sdk, UnknownLayout, UnknownSdk};
 pub const HEAD_ROOM: usize = 4096;
 pub use vault_local::{Keyring, LocalKeyService};
 #[cfg(feature = "transit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "transit")))]
 pub use vault_transit::{TransitKeyService, TransitKeyServiceBuilder};
 
 /// Encrypts and decrypts through a key service. Cheap to clone: clones
