@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::bench::entry;
+use super::process::Proc;
+use super::process::{random_hex, run_json};
+use super::summary::entry;
 use crate::openbao;
-use crate::raft::cluster::{
-    clear_engine_env, free_port, http_status, vault_serve, wait_until, Proc,
-};
+use crate::raft::cluster::{clear_engine_env, free_port, http_status, vault_serve, wait_until};
 use crate::util::{self, cargo};
 
 /// Load concurrency, as the server rows use.
@@ -30,9 +30,9 @@ pub fn rows(bin: &Path, out_dir: &Path, quick: bool, repeats: usize) -> Result<V
     let dir = out_dir.join("transit");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let token = format!("bench-{}", crate::bench::random_hex(12)?);
+    let token = format!("bench-{}", random_hex(12)?);
     let (_engine, address) = dev_server(&openbao::install()?, &token, &dir)?;
-    let api_key = format!("sk_test_bench_{}", crate::bench::random_hex(12)?);
+    let api_key = format!("sk_test_bench_{}", random_hex(12)?);
     let vault = bin.join("vault");
     let transit_env = [
         ("VAULT_ADDR", address.as_str()),
@@ -80,7 +80,7 @@ pub fn rows(bin: &Path, out_dir: &Path, quick: bool, repeats: usize) -> Result<V
     if quick {
         command.arg("--quick");
     }
-    match crate::bench::run_json(command, Some(&request))? {
+    match run_json(command, Some(&request))? {
         Value::Array(items) => out.extend(items),
         other => return Err(format!("transit-cache printed {other}, not an array")),
     }
@@ -133,7 +133,7 @@ fn load(net: &Path, url: &str, api_key: &str, path: &str, requests: usize) -> Re
     });
     let mut command = Command::new(net);
     command.arg("load");
-    let answer = crate::bench::run_json(command, Some(&request))?;
+    let answer = run_json(command, Some(&request))?;
     let number = |field: &str| {
         answer[field]
             .as_f64()

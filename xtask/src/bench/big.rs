@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::bench::{entry, Plan};
+use super::plan::Plan;
+use super::summary::entry;
 
 const GNU_TIME: &str = "/usr/bin/time";
 
