@@ -3,7 +3,7 @@
 //! process, runs every measurement (ours and each baseline in the same
 //! run), writes `target/bench/summary.json` and prints a table.
 //!
-//! The measuring code lives in the `vault-bench` crate (`bench/`) and in
+//! The measuring code lives in the `vault-bench` crate (`crates/bench/`) and in
 //! the SDK drivers under `tests/compat/bench/`; this module only
 //! orchestrates. `--quick` runs far fewer pairs and rounds (a smoke test,
 //! under a minute once built); the full run is what docs/BENCHMARKS.md

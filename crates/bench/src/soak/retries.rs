@@ -25,8 +25,8 @@ tokio::task_local! {
     pub(crate) static RETRIES: RefCell<Retries>;
 }
 
-/// A `tracing` subscriber that sees only `HttpKeyService`'s "retrying the
-/// key service call" events (the only ones with a `wait_ms` field) and
+/// A `tracing` subscriber that sees only the `RetryPolicy`'s "retrying the
+/// call of ..." events (the only ones with a `wait_ms` field) and
 /// charges each to the operation whose task emitted it.
 struct RetryCounter;
 

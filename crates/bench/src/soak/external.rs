@@ -8,7 +8,8 @@ use tokio::task::JoinSet;
 
 use super::case::Case;
 use super::operation::{decrypt_and_judge, Outcome, Vaults};
-use super::phase::{client_for, run_load, Params};
+use super::params::Params;
+use super::phase::{client_for, run_load};
 use super::report::Report;
 use super::retries::install_retry_counter;
 use super::tally::{Recheck, Tally};

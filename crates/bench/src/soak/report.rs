@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::phase::Params;
+use super::params::Params;
 use super::tally::{Recheck, Tally};
 
 /// A phase's figures and verdict.

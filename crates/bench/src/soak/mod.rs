@@ -32,13 +32,15 @@
 mod case;
 mod external;
 mod operation;
+mod params;
 mod phase;
 mod report;
 mod retries;
 mod tally;
 
 pub use external::{run_external, External};
-pub use phase::{run_phase, ClientSettings, Params, Protocol};
+pub use params::{ClientSettings, Params, Protocol};
+pub use phase::run_phase;
 pub use report::Report;
 pub use retries::epoch_ms;
 pub use tally::{Event, Recheck, Tally};

@@ -8,77 +8,17 @@ use tokio::task::{JoinHandle, JoinSet};
 use vault::{HttpKeyService, KeyService, LocalKeyService};
 use vault_api::transport::Proxies;
 use vault_api::wire::{DATA_KEY_PATH, DECRYPT_PATH};
-use vault_server::{FaultRates, Faults, Server, ServerConfig, TlsConfig};
+use vault_server::{Faults, Server, ServerConfig, TlsConfig};
 
 use super::case::Case;
 use super::operation::{decrypt_and_judge, operation, Outcome, Vaults};
+use super::params::{ClientSettings, Params, Protocol};
 use super::report::{proc_status_kib, Report};
 use super::retries::install_retry_counter;
 use super::tally::{Recheck, Tally};
 
 /// The API key of a phase's server.
 const API_KEY: &str = "sk_test_vault_rs_soak_7d2e91";
-
-/// How the client retries.
-#[derive(Debug, Clone, Copy)]
-pub enum ClientSettings {
-    /// `HttpKeyService`'s defaults: what users get.
-    Defaults,
-    /// A 1-10 ms backoff, for quick tests (`Retry-After` still applies).
-    Quick,
-}
-
-/// How the client talks to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Plain `http://`, HTTP/1.1 (the client's choice for plain HTTP).
-    Http1,
-    /// `https://` with a CA made for the phase; ALPN picks HTTP/2, as it
-    /// does against WorkOS. Every request must arrive over HTTP/2.
-    H2,
-}
-
-impl Protocol {
-    /// `h1` or `h2`.
-    pub fn parse(text: &str) -> Result<Protocol, String> {
-        match text {
-            "h1" => Ok(Protocol::Http1),
-            "h2" => Ok(Protocol::H2),
-            other => Err(format!("protocol {other:?}: h1 or h2")),
-        }
-    }
-
-    /// `h1` or `h2`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Http1 => "h1",
-            Protocol::H2 => "h2",
-        }
-    }
-}
-
-/// What a phase runs.
-#[derive(Debug, Clone)]
-pub struct Params {
-    /// The phase's name, in the report and the output files' names.
-    pub name: String,
-    /// Round trips (one encrypt and one decrypt each).
-    pub ops: u64,
-    /// Round trips in flight at once.
-    pub concurrency: usize,
-    /// Random server-side faults, if any.
-    pub faults: Option<FaultRates>,
-    /// Derives every operation's inputs.
-    pub seed: u64,
-    /// How the client retries.
-    pub client: ClientSettings,
-    /// HTTP/1.1 or HTTP/2 over TLS.
-    pub protocol: Protocol,
-    /// Report progress on stderr every few seconds.
-    pub progress: bool,
-    /// The load must finish within this, or the phase counts as hung.
-    pub time_limit: Duration,
-}
 
 /// What the load measured.
 pub(super) struct Load {
