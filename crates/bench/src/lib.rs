@@ -22,16 +22,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "measure")]
 pub mod soak;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One line of `summary.json`.
 ///
 /// `ratio` says how many times better ours is than the baseline, whatever
 /// the unit: >= 1.0 means we win. `target` is the least ratio aimed for, or
 /// `None` where the figure is only reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     /// What was measured.
     pub name: String,

@@ -11,10 +11,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
-
 use super::plan::Plan;
-use super::summary::entry;
+use super::summary::{entry, Measurement};
 
 const GNU_TIME: &str = "/usr/bin/time";
 
@@ -84,7 +82,7 @@ fn write_plaintext(path: &Path, len: usize) -> Result<(), String> {
 }
 
 /// The rows: peak RSS against the budget, wall time against `base64`.
-pub fn big_inputs(vault: &Path, out_dir: &Path, plan: &Plan) -> Result<Vec<Value>, String> {
+pub fn big_inputs(vault: &Path, out_dir: &Path, plan: &Plan) -> Result<Vec<Measurement>, String> {
     let mib: u32 = if plan.quick { 32 } else { 256 };
     let dir = out_dir.join("big");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

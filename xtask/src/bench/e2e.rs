@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::plan::Plan;
 use super::process::{run_json, ServerProcess};
-use super::summary::{entry, median, report};
+use super::summary::{entry, median, Measurement};
 
 /// Concurrencies of the end-to-end comparison.
 const E2E_CONCURRENCY: [usize; 2] = [1, 32];
@@ -97,7 +97,7 @@ pub(crate) fn end_to_end(
     net: &Path,
     server: &ServerProcess,
     plan: &Plan,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Measurement>, String> {
     let clients = [Client::Ours, Client::Node, Client::Python];
     let mut out = Vec::new();
     for concurrency in E2E_CONCURRENCY {
@@ -157,7 +157,7 @@ pub(crate) fn server_load(
     net: &Path,
     server: &ServerProcess,
     plan: &Plan,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Measurement>, String> {
     let mut out = Vec::new();
     for path in ["data-key", "decrypt"] {
         let (mut rates, mut p50s, mut p99s) = (vec![], vec![], vec![]);
@@ -195,10 +195,22 @@ pub(crate) fn server_load(
                 None,
             ));
         } else {
-            out.push(report(&format!("{name}: req/s"), "req/s", median(&rates)));
+            out.push(Measurement::report(
+                &format!("{name}: req/s"),
+                "req/s",
+                median(&rates),
+            ));
         }
-        out.push(report(&format!("{name}: p50 latency"), "us", median(&p50s)));
-        out.push(report(&format!("{name}: p99 latency"), "us", median(&p99s)));
+        out.push(Measurement::report(
+            &format!("{name}: p50 latency"),
+            "us",
+            median(&p50s),
+        ));
+        out.push(Measurement::report(
+            &format!("{name}: p99 latency"),
+            "us",
+            median(&p99s),
+        ));
     }
     Ok(out)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use vault_bench::Measurement;
 
 pub(crate) use crate::raft::cluster::Proc;
 
@@ -50,16 +51,17 @@ pub(crate) fn measurements(
     binary: &Path,
     args: &[&str],
     flag: &[&str],
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Measurement>, String> {
     let mut command = Command::new(binary);
     command.args(args).args(flag);
-    match run_json(command, None)? {
-        Value::Array(items) => Ok(items),
-        other => Err(format!(
-            "{} printed {other}, not an array",
-            binary.display()
-        )),
-    }
+    measurement_rows(&binary.display().to_string(), run_json(command, None)?)
+}
+
+/// The measurements a binary printed, typed: an array of
+/// [`Measurement`]s, or an error that quotes what it printed instead.
+pub(crate) fn measurement_rows(what: &str, printed: Value) -> Result<Vec<Measurement>, String> {
+    serde_json::from_value(printed.clone())
+        .map_err(|e| format!("{what} printed {printed}, not an array of measurements: {e}"))
 }
 
 /// `vault serve` on a free loopback port, with a throwaway keyring and API

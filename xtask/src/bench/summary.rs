@@ -1,6 +1,6 @@
 //! The summary: rows of ours against a baseline, and the Markdown table.
 
-use serde_json::{json, Value};
+pub(crate) use vault_bench::{median, Measurement};
 
 /// A measurement of ours against a baseline over repeats: medians of each,
 /// and the median of the per-repeat ratios.
@@ -12,42 +12,17 @@ pub(crate) fn entry(
     baseline_name: &str,
     higher_is_better: bool,
     target: Option<f64>,
-) -> Value {
+) -> Measurement {
     let ratios: Vec<f64> = ours
         .iter()
         .zip(&theirs)
         .map(|(o, t)| if higher_is_better { o / t } else { t / o })
         .collect();
-    json!({
-        "name": name,
-        "unit": unit,
-        "ours": median(&ours),
-        "baseline": median(&theirs),
-        "baseline_name": baseline_name,
-        "ratio": median(&ratios),
-        "target": target,
-    })
-}
-
-pub(crate) fn report(name: &str, unit: &str, ours: f64) -> Value {
-    json!({
-        "name": name,
-        "unit": unit,
-        "ours": ours,
-        "baseline": null,
-        "baseline_name": null,
-        "ratio": null,
-        "target": null,
-    })
-}
-
-pub(crate) fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    let row = Measurement::higher(name, unit, median(&ours), median(&theirs), baseline_name)
+        .with_ratio(median(&ratios));
+    match target {
+        Some(target) => row.target(target),
+        None => row,
     }
 }
 
@@ -76,30 +51,29 @@ fn target_text(target: f64) -> String {
 }
 
 /// The summary as a Markdown table, ratios first.
-pub(crate) fn table(summary: &[Value]) -> String {
+pub(crate) fn table(summary: &[Measurement]) -> String {
     let mut out = String::from(
         "| measurement | ratio | target | met | ours | baseline | unit |\n\
          |---|---|---|---|---|---|---|\n",
     );
     for m in summary {
-        let ratio = m["ratio"].as_f64();
-        let target = m["target"].as_f64();
+        let (ratio, target) = (m.ratio, m.target);
         let met = match (ratio, target) {
             (Some(r), Some(t)) if r >= t => "yes",
             (_, Some(_)) => "**no**",
             _ => "",
         };
-        let baseline = match (m["baseline"].as_f64(), m["baseline_name"].as_str()) {
+        let baseline = match (m.baseline, m.baseline_name.as_deref()) {
             (Some(b), Some(name)) => format!("{} ({name})", number(b)),
             _ => String::new(),
         };
         out.push_str(&format!(
             "| {} | {} | {} | {met} | {} | {baseline} | {} |\n",
-            m["name"].as_str().unwrap_or("?"),
+            m.name,
             ratio.map(|r| format!("{}x", number(r))).unwrap_or_default(),
             target.map(target_text).unwrap_or_default(),
-            m["ours"].as_f64().map(number).unwrap_or_default(),
-            m["unit"].as_str().unwrap_or(""),
+            number(m.ours),
+            m.unit,
         ));
     }
     out
@@ -120,12 +94,12 @@ mod tests {
             true,
             Some(8.0),
         );
-        assert_eq!(faster["ours"], 200.0);
-        assert_eq!(faster["baseline"], 10.0);
-        assert_eq!(faster["ratio"], 10.0);
+        assert_eq!(faster.ours, 200.0);
+        assert_eq!(faster.baseline, Some(10.0));
+        assert_eq!(faster.ratio, Some(10.0));
         let cheaper = entry("y", "us", vec![50.0], vec![100.0], "budget", false, None);
-        assert_eq!(cheaper["ratio"], 2.0);
-        assert_eq!(cheaper["target"], Value::Null);
+        assert_eq!(cheaper.ratio, Some(2.0));
+        assert_eq!(cheaper.target, None);
     }
 
     #[test]
@@ -133,7 +107,7 @@ mod tests {
         let rows = [
             entry("a", "u", vec![9.0], vec![1.0], "b", true, Some(8.0)),
             entry("c", "u", vec![7.0], vec![1.0], "b", true, Some(8.0)),
-            report("d", "us", 1234.5),
+            Measurement::report("d", "us", 1234.5),
         ];
         let text = table(&rows);
         assert!(

@@ -11,11 +11,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::process::measurement_rows;
 use super::process::Proc;
 use super::process::{random_hex, run_json};
-use super::summary::entry;
+use super::summary::{entry, Measurement};
 use crate::openbao;
 use crate::raft::cluster::{clear_engine_env, free_port, http_status, vault_serve, wait_until};
 use crate::util::{self, cargo};
@@ -26,7 +27,12 @@ const CONCURRENCY: usize = 64;
 const KEY: &str = "vault-bench-dek";
 
 /// The rows, with the binaries in `bin` and scratch files under `out_dir`.
-pub fn rows(bin: &Path, out_dir: &Path, quick: bool, repeats: usize) -> Result<Vec<Value>, String> {
+pub fn rows(
+    bin: &Path,
+    out_dir: &Path,
+    quick: bool,
+    repeats: usize,
+) -> Result<Vec<Measurement>, String> {
     let dir = out_dir.join("transit");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -80,10 +86,10 @@ pub fn rows(bin: &Path, out_dir: &Path, quick: bool, repeats: usize) -> Result<V
     if quick {
         command.arg("--quick");
     }
-    match run_json(command, Some(&request))? {
-        Value::Array(items) => out.extend(items),
-        other => return Err(format!("transit-cache printed {other}, not an array")),
-    }
+    out.extend(measurement_rows(
+        "transit-cache",
+        run_json(command, Some(&request))?,
+    )?);
     Ok(out)
 }
 
