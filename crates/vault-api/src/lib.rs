@@ -12,6 +12,9 @@
 //!   pluggable [`transport::Transport`] (hyper + rustls by default; bring
 //!   your own HTTP stack, or scripted answers in tests). Behind the default
 //!   `http` feature.
+//! - [`RetryPolicy`]: when a call is retried and how long it may take;
+//!   [`HttpKeyService`] and the Transit key service follow it. Behind
+//!   `http`.
 //! - [`CachingKeyService`]: an opt-in cache in front of any key service.
 //!
 //! The embedded key service over a local keyring is in the `vault-local`
