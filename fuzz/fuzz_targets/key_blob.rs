@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_format::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+use vault_format::{KeyBlob};
+use vault_format::__private::{ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
 
 fuzz_target!(|data: &[u8]| {
     let blob = KeyBlob::parse(data);
@@ -21,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
                 data_key_id.as_bytes()
             );
             assert_eq!(rest, &data[WORKOS_MAGIC.len() + ID_LEN..]);
-            assert_eq!(blob.kind(), "workos");
+            assert_eq!(blob.kind().name(), "workos");
         }
         KeyBlob::Local {
             version,
@@ -35,11 +36,11 @@ fuzz_target!(|data: &[u8]| {
             let header = &data[LOCAL_MAGIC.len() + ID_LEN..LOCAL_HEADER_LEN];
             assert_eq!(header, keyring_version.to_be_bytes());
             assert_eq!(rest, &data[LOCAL_HEADER_LEN..]);
-            assert_eq!(blob.kind(), "local");
+            assert_eq!(blob.kind().name(), "local");
         }
         KeyBlob::Unknown(bytes) => {
             assert_eq!(bytes, data);
-            assert_eq!(blob.kind(), "unknown");
+            assert_eq!(blob.kind().name(), "unknown");
             assert_eq!(blob.data_key_id(), None);
         }
         _ => {}

@@ -20,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use tokio::runtime::{Builder, Runtime};
 use vault_api::{DataKeyPair, KeyContext, KeyService};
 use vault_local::LocalKeyService;
-use vault_format::LOCAL_HEADER_LEN;
+use vault_format::__private::LOCAL_HEADER_LEN;
 
 struct Fixture {
     runtime: Runtime,

@@ -58,7 +58,7 @@ impl MemoryKeyService {
 
     /// A new blob for the data key `id`, remembered with its key.
     fn wrap(&self, context: &KeyContext, data_key: DataKey) -> Result<DataKeyPair, Error> {
-        let mut blob = vault_format::WORKOS_MAGIC.to_vec();
+        let mut blob = vault_format::__private::WORKOS_MAGIC.to_vec();
         blob.extend_from_slice(data_key.id().as_bytes());
         blob.extend_from_slice(&self.random::<48>()?);
         self.keys
@@ -101,7 +101,7 @@ impl fmt::Debug for MemoryKeyService {
 impl KeyService for MemoryKeyService {
     async fn create_data_key(&self, context: &KeyContext) -> Result<DataKeyPair, Error> {
         context.validate()?;
-        let id = vault_format::id::uuid_v4(self.random::<16>()?);
+        let id = vault_format::__private::id::uuid_v4(self.random::<16>()?);
         let data_key = DataKey::new(id, self.random::<32>()?);
         self.wrap(context, data_key)
     }

@@ -75,6 +75,24 @@ impl TestCa {
     }
 }
 
+/// A self-signed CA certificate for `hosts` used as a server's own
+/// certificate, as `openssl req -x509` makes by default, and its PEM for
+/// the client to trust.
+pub fn ca_as_server_cert(hosts: &[&str]) -> (ServerCert, String) {
+    let names = hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>();
+    let mut params = CertificateParams::new(names).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, hosts[0]);
+    let key = KeyPair::generate().expect("a key");
+    let cert = params.self_signed(&key).expect("a self-signed certificate");
+    let pem = cert.pem();
+    let server = ServerCert {
+        cert_pem: pem.clone(),
+        key_pem: key.serialize_pem(),
+    };
+    (server, pem)
+}
+
 /// A test server over TLS presenting `cert`, logging to the returned
 /// buffer.
 pub async fn tls_server(cert: &ServerCert) -> (Server, LogBuffer) {

@@ -254,20 +254,20 @@ impl Fixture {
         aad: Option<&str>,
     ) -> String {
         self.runtime
-            .block_on(self.ours_with(layout).encrypt(
+            .block_on(self.ours_with(layout).encrypt_with(
                 plaintext,
                 &key_context(org),
-                aad.map(str::as_bytes),
+                &vault::EncryptOptions::new().aad(aad.unwrap_or_default().as_bytes()),
             ))
             .expect("our encrypt")
     }
 
     /// Our decrypt (detecting the layout).
     fn decrypt(&self, ciphertext: &str, aad: Option<&str>) -> Result<String, vault::Error> {
-        self.runtime.block_on(
-            self.ours
-                .decrypt_to_string(ciphertext, aad.map(str::as_bytes)),
-        )
+        self.runtime.block_on(self.ours.decrypt_to_string(
+            ciphertext,
+            &vault::DecryptOptions::new().aad(aad.unwrap_or_default().as_bytes()),
+        ))
     }
 
     /// What `vault data-key decrypt` prints for `keys`, with the server's keyring.
@@ -572,13 +572,8 @@ fn their_writes(sdk: Sdk, fixture: &Fixture, cases: &[Case]) -> (Written, usize)
 fn our_reads(sdk: Sdk, fixture: &Fixture, cases: &[Case], written: &Written) -> usize {
     let name = sdk.name();
     for (ciphertext, case) in written.ciphertexts.iter().zip(cases) {
-        let inspection = Vault::inspect(ciphertext).expect("inspect");
-        assert_eq!(
-            inspection.layout,
-            sdk.layout().name(),
-            "{name}: {}",
-            case.name
-        );
+        let inspection = vault::inspect(ciphertext).expect("inspect");
+        assert_eq!(inspection.layout, sdk.layout(), "{name}: {}", case.name);
         let plaintext = fixture
             .decrypt(ciphertext, case.aad(sdk))
             .unwrap_or_else(|e| panic!("{name}: {}: {e}", case.name));

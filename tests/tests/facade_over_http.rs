@@ -19,12 +19,16 @@ async fn encrypt_decrypt_rekey_through_the_server() {
         .expect("client");
     let vault = Vault::new(client);
     let ciphertext = vault
-        .encrypt("over the wire", &context(), Some(b"aad"))
+        .encrypt_with(
+            "over the wire",
+            &context(),
+            &vault::EncryptOptions::new().aad(b"aad"),
+        )
         .await
         .expect("encrypt");
     assert_eq!(
         vault
-            .decrypt_to_string(&ciphertext, Some(b"aad"))
+            .decrypt_to_string(&ciphertext, &vault::DecryptOptions::new().aad(b"aad"))
             .await
             .expect("decrypt"),
         "over the wire"
@@ -35,7 +39,7 @@ async fn encrypt_decrypt_rekey_through_the_server() {
     let rekeyed = vault.rekey(&ciphertext, &other).await.expect("rekey");
     assert_eq!(
         vault
-            .decrypt(&rekeyed, Some(b"aad"))
+            .decrypt_with(&rekeyed, &vault::DecryptOptions::new().aad(b"aad"))
             .await
             .expect("decrypt rekeyed"),
         b"over the wire"
@@ -55,19 +59,12 @@ fn blocking_api_round_trips() {
             .expect("vault"),
     )
     .expect("runtime");
-    let ciphertext = vault
-        .encrypt(b"not async", &context(), None)
-        .expect("encrypt");
+    let ciphertext = vault.encrypt(b"not async", &context()).expect("encrypt");
     assert_eq!(
-        vault::blocking::Vault::inspect(&ciphertext)
-            .expect("inspect")
-            .layout,
-        "B"
+        vault::inspect(&ciphertext).expect("inspect").layout,
+        vault::Layout::B
     );
-    assert_eq!(
-        vault.decrypt(&ciphertext, None).expect("decrypt"),
-        b"not async"
-    );
+    assert_eq!(vault.decrypt(&ciphertext).expect("decrypt"), b"not async");
     let pair = vault.create_data_key(&context()).expect("data key");
     assert_eq!(
         vault
@@ -82,15 +79,12 @@ async fn a_custom_key_service_plugs_into_the_facade() {
     // MemoryKeyService is a key service of "our own": WorkOS-shaped blobs
     // kept in a map. The facade needs nothing else from it.
     let vault = Vault::new(vault_tests::MemoryKeyService::new());
-    let ciphertext = vault
-        .encrypt("custom", &context(), None)
-        .await
-        .expect("encrypt");
-    let info = Vault::inspect(&ciphertext).expect("inspect");
-    assert_eq!(info.key_blob_kind, "workos");
+    let ciphertext = vault.encrypt("custom", &context()).await.expect("encrypt");
+    let info = vault::inspect(&ciphertext).expect("inspect");
+    assert_eq!(info.key_blob_kind.name(), "workos");
     assert_eq!(
         vault
-            .decrypt_to_string(&ciphertext, None)
+            .decrypt_to_string(&ciphertext, &vault::DecryptOptions::new())
             .await
             .expect("decrypt"),
         "custom"
@@ -98,7 +92,7 @@ async fn a_custom_key_service_plugs_into_the_facade() {
     let rekeyed = vault.rekey(&ciphertext, &context()).await.expect("rekey");
     assert_eq!(
         vault
-            .decrypt_to_string(&rekeyed, None)
+            .decrypt_to_string(&rekeyed, &vault::DecryptOptions::new())
             .await
             .expect("decrypt rekeyed"),
         "custom"

@@ -88,12 +88,16 @@ async fn no_secret_in_traces_debug_or_display() {
     // The cycle: encrypt, decrypt, rekey, decrypt again, in two layouts.
     let mut ciphertexts = Vec::new();
     let ciphertext = vault
-        .encrypt(PLAINTEXT, &context("org_1"), Some(AAD))
+        .encrypt_with(
+            PLAINTEXT,
+            &context("org_1"),
+            &vault::EncryptOptions::new().aad(AAD),
+        )
         .await
         .expect("encrypt");
     assert_eq!(
         vault
-            .decrypt_to_string(&ciphertext, Some(AAD))
+            .decrypt_to_string(&ciphertext, &vault::DecryptOptions::new().aad(AAD))
             .await
             .expect("decrypt"),
         PLAINTEXT
@@ -103,7 +107,10 @@ async fn no_secret_in_traces_debug_or_display() {
         .await
         .expect("rekey");
     assert_eq!(
-        vault.decrypt(&rekeyed, Some(AAD)).await.expect("decrypt"),
+        vault
+            .decrypt_with(&rekeyed, &vault::DecryptOptions::new().aad(AAD))
+            .await
+            .expect("decrypt"),
         PLAINTEXT.as_bytes()
     );
     let b_layout = Vault::builder()
@@ -112,7 +119,7 @@ async fn no_secret_in_traces_debug_or_display() {
         .build()
         .expect("a vault");
     let b_ciphertext = b_layout
-        .encrypt(PLAINTEXT, &context("org_3"), None)
+        .encrypt(PLAINTEXT, &context("org_3"))
         .await
         .expect("encrypt");
     ciphertexts.extend([ciphertext.clone(), rekeyed.clone(), b_ciphertext]);
@@ -131,11 +138,15 @@ async fn no_secret_in_traces_debug_or_display() {
         .expect("a vault");
     for _ in 0..2 {
         let text = cached_vault
-            .encrypt(PLAINTEXT, &context("org_4"), Some(AAD))
+            .encrypt_with(
+                PLAINTEXT,
+                &context("org_4"),
+                &vault::EncryptOptions::new().aad(AAD),
+            )
             .await
             .expect("encrypt");
         cached_vault
-            .decrypt(&text, Some(AAD))
+            .decrypt_with(&text, &vault::DecryptOptions::new().aad(AAD))
             .await
             .expect("decrypt");
         ciphertexts.push(text);
@@ -151,7 +162,7 @@ async fn no_secret_in_traces_debug_or_display() {
 
     // Failures, whose errors are printed below.
     let wrong_aad = vault
-        .decrypt(&ciphertext, Some(b"record_43"))
+        .decrypt_with(&ciphertext, &vault::DecryptOptions::new().aad(b"record_43"))
         .await
         .expect_err("wrong AAD");
     let mut tampered = pair.encrypted_keys.clone();
@@ -169,10 +180,7 @@ async fn no_secret_in_traces_debug_or_display() {
         .decrypt_data_key(&pair.encrypted_keys)
         .await
         .expect_err("a wrong API key");
-    let bad_format = vault
-        .decrypt("AAAA", None)
-        .await
-        .expect_err("not an envelope");
+    let bad_format = vault.decrypt("AAAA").await.expect_err("not an envelope");
     let wrong_key =
         vault_crypto::open_base64(&pair.data_key, &ciphertext, AAD).expect_err("another data key");
     let format_error = vault_format::b64::decode("ab-c").expect_err("URL-safe");
@@ -241,7 +249,7 @@ async fn no_secret_in_traces_debug_or_display() {
         format!("{wrong_key} {wrong_key:?}"),
         format!("{format_error} {format_error:?}"),
         format!("{local_error} {local_error:?}"),
-        format!("{:?}", Vault::inspect(&ciphertext).expect("inspect")),
+        format!("{:?}", vault::inspect(&ciphertext).expect("inspect")),
     ];
     for (i, text) in printed.iter().enumerate() {
         assert_clean(&format!("printed value #{i} ({text})"), text, &secrets);

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use vault_api::transport::Proxies;
 use vault_api::{ErrorKind, HttpKeyService, KeyService};
 use vault_tests::child::rerun_with_env;
-use vault_tests::pki::{tls_server, trusting, ServerCert, TestCa, Validity};
+use vault_tests::pki::{ca_as_server_cert, tls_server, trusting, ServerCert, TestCa, Validity};
 use vault_tests::{client_for, context, API_KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +99,17 @@ async fn refused(client: &HttpKeyService) -> vault_api::Error {
         "a refused certificate is final: {error}"
     );
     error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_certificate_as_the_server_certificate_is_refused_with_the_fix() {
+    let (cert, ca_pem) = ca_as_server_cert(&["127.0.0.1"]);
+    let (server, _log) = tls_server(&cert).await;
+    let text = refused(&trusting(&server, &ca_pem)).await.to_string();
+    assert!(text.contains("TLS certificate was refused"), "{text}");
+    assert!(text.contains("it is a CA certificate"), "{text}");
+    assert!(text.contains("basicConstraints=CA:FALSE"), "{text}");
+    assert!(!text.contains("OtherError"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

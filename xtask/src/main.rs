@@ -1,9 +1,6 @@
 //! `cargo xtask <command>`: the project's automation, one module per command.
 
 mod bench;
-mod bench_big;
-mod bench_migrate;
-mod bench_transit;
 mod ci;
 mod compat;
 mod compat_install;
@@ -41,7 +38,7 @@ commands:
           then run each cargo-fuzz target (parse, key_blob, local_unwrap,
           server_request) for N seconds (default 60), one at a time, at
           nice 19; needs the nightly toolchain and cargo-fuzz
-  bench   [--quick] build in release mode and measure: AEAD against ring,
+  bench   [--quick] [--transit] build in release mode and measure: AEAD against ring,
           the local decrypt path, end to end against the official SDKs,
           caching, server throughput; writes target/bench/summary.json
           (--quick: a smoke run, under a minute once built; --transit: only

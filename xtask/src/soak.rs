@@ -2,7 +2,7 @@
 //! `vault-server`, verifying every plaintext, first without faults, then
 //! with the fault mix, each over HTTP/1.1 and over HTTP/2 with
 //! TLS. The load generator is the `vault-bench-soak`
-//! binary (`bench/src/bin/soak.rs`, over `vault_bench::soak`), built in
+//! binary (`crates/bench/src/bin/soak.rs`, over `vault_bench::soak`), built in
 //! release; each phase runs in its own process, so each has its own peak
 //! RSS. Figures go to stdout and to `target/soak/summary.json`.
 

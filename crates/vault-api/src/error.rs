@@ -1,5 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What went wrong, in terms a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +46,7 @@ pub struct Error {
     request_id: Option<String>,
     code: Option<String>,
     retryable: bool,
+    retry_after: Option<Duration>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -59,6 +61,7 @@ impl Error {
             request_id: None,
             code: None,
             retryable,
+            retry_after: None,
             source: None,
         }
     }
@@ -104,6 +107,14 @@ impl Error {
         self
     }
 
+    /// Records how long the key service asked to wait before a retry
+    /// (its `Retry-After`); a [`RetryPolicy`](crate::RetryPolicy) waits
+    /// that long instead of its backoff.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -129,15 +140,23 @@ impl Error {
         self.retryable
     }
 
+    /// How long the key service asked to wait before a retry, when it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// The message, without status or request id.
     pub fn message(&self) -> &str {
         &self.message
     }
 }
 
-/// Statuses the official SDKs retry.
-pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+/// The statuses the official SDKs retry: the default of
+/// [`RetryPolicy`](crate::RetryPolicy) and of [`Error::with_status`].
+pub(crate) const RETRYABLE_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
+fn is_retryable_status(status: u16) -> bool {
+    RETRYABLE_STATUSES.contains(&status)
 }
 
 impl fmt::Display for Error {
@@ -166,7 +185,8 @@ impl std::error::Error for Error {
 
 impl From<crate::ContextError> for Error {
     fn from(error: crate::ContextError) -> Self {
-        Error::new(ErrorKind::InvalidContext, error.to_string()).with_source(error)
+        // The message says the cause: no source, so it is printed once.
+        Error::new(ErrorKind::InvalidContext, error.to_string())
     }
 }
 

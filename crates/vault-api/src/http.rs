@@ -2,8 +2,8 @@
 //! pluggable [`Transport`].
 //!
 //! - `builder`: the settings and their checks.
-//! - `call`: one call, its attempts, retries, timeouts and deadline.
-//! - `retry`: the backoff and `Retry-After` rules, as pure functions.
+//! - `call`: one call: its request, attempted under the
+//!   [`RetryPolicy`](crate::RetryPolicy).
 //! - `response`: what a response means (answer, failure, error kind).
 //! - `transport`: the [`Transport`] trait and its error; `hyper_client`:
 //!   the default transport, with `tls` (trusted roots, refused
@@ -14,13 +14,11 @@ mod call;
 mod hyper_client;
 mod proxy;
 mod response;
-mod retry;
 mod tls;
 pub mod transport;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use hyper::header::HeaderValue;
@@ -49,12 +47,13 @@ use crate::{DataKey, DataKeyPair, Error, ErrorKind, KeyContext, KeyService};
 /// [`HttpKeyServiceBuilder::transport`].
 ///
 /// Every call carries a fresh random `Idempotency-Key` that stays the same
-/// across its retries. Retries follow the official SDKs: statuses 408, 429,
-/// 500, 502, 503 and 504, dropped connections and timeouts are retried (3
-/// times by default) with exponential backoff and jitter, honouring
-/// `Retry-After` up to 60 s; other 4xx statuses never are. Each attempt has
-/// its own timeout (30 s) and the whole call a deadline (2 min), whatever
-/// the transport.
+/// across its retries. Retries follow the official SDKs (the default
+/// [`RetryPolicy`](crate::RetryPolicy)): statuses 408, 429, 500, 502, 503
+/// and 504, dropped connections and timeouts are retried (3 times by
+/// default) with exponential backoff and jitter, honouring `Retry-After`
+/// (seconds or an HTTP date) up to 60 s; other 4xx statuses never are.
+/// Each attempt has its own timeout (30 s) and the whole call a deadline
+/// (2 min), whatever the transport.
 ///
 /// Cloning is cheap and shares the transport (and its connection pool).
 ///
@@ -84,11 +83,7 @@ struct Inner {
     base_url: String,
     api_key: SecretString,
     user_agent: HeaderValue,
-    timeout: Duration,
-    deadline: Duration,
-    max_retries: u32,
-    backoff_base: Duration,
-    backoff_cap: Duration,
+    policy: crate::RetryPolicy,
     rng: SystemRandom,
 }
 
@@ -111,10 +106,7 @@ impl fmt::Debug for HttpKeyService {
             .field("base_url", &inner.base_url)
             .field("api_key", &format_args!("[redacted]"))
             .field("user_agent", &inner.user_agent)
-            .field("timeout", &inner.timeout)
-            .field("deadline", &inner.deadline)
-            .field("max_retries", &inner.max_retries)
-            .field("backoff", &(inner.backoff_base, inner.backoff_cap))
+            .field("policy", &inner.policy)
             .field("transport", &inner.transport)
             .finish_non_exhaustive()
     }

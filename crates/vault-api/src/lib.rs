@@ -12,25 +12,42 @@
 //!   pluggable [`transport::Transport`] (hyper + rustls by default; bring
 //!   your own HTTP stack, or scripted answers in tests). Behind the default
 //!   `http` feature.
+//! - [`RetryPolicy`]: when a call is retried and how long it may take;
+//!   [`HttpKeyService`] and the Transit key service follow it. Behind
+//!   `http`.
 //! - [`CachingKeyService`]: an opt-in cache in front of any key service.
 //!
 //! The embedded key service over a local keyring is in the `vault-local`
 //! crate.
+//!
+//! # Features
+//!
+//! - `http` (default): [`HttpKeyService`], its [`transport`] module and
+//!   [`RetryPolicy`], over hyper 1 and rustls with the *ring* provider.
+//!   Without it the crate is the trait, the context, the wire types and the
+//!   cache, with no HTTP stack.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cache;
 mod context;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "http")]
+mod retry;
 mod service;
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, CachingKeyService, ReusePolicy, MAX_MESSAGES_PER_KEY};
 pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
-pub use error::{is_retryable_status, Error, ErrorKind};
+pub use error::{Error, ErrorKind};
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder, ALLOW_INSECURE_HTTP_VAR};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use retry::RetryPolicy;
 pub use service::{random_data_key, DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;

@@ -66,7 +66,10 @@ pub fn random_data_key() -> Result<DataKey, Error> {
     rng.fill(&mut id)
         .and_then(|()| rng.fill(&mut *bytes))
         .map_err(|_| Error::random_failed())?;
-    Ok(DataKey::new(vault_format::id::uuid_v4(id), *bytes))
+    Ok(DataKey::new(
+        vault_format::__private::id::uuid_v4(id),
+        *bytes,
+    ))
 }
 
 /// A key management service: WorkOS Vault over HTTP, the embedded local

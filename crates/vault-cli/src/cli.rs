@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use vault::env::{backend_from_env, EnvOptions};
-use vault::{wire, DataKey, KeyContext, Keyring, Layout, LocalKeyService, Sdk, Vault, HEAD_ROOM};
+use vault::{
+    wire, DataKey, DecryptOptions, EncryptOptions, KeyContext, Keyring, Layout, LocalKeyService,
+    Sdk, Vault, HEAD_ROOM,
+};
 
 use crate::failure::Failure;
 use crate::io::{
@@ -144,7 +147,8 @@ enum Command {
     /// Manage the local keyring (never prints key material).
     #[command(subcommand)]
     Keyring(KeyringCommand),
-    /// Serve WorkOS's key endpoints over the local keyring.
+    /// Serve WorkOS's key endpoints over the backend the environment selects
+    /// (the local keyring, or Transit when VAULT_TRANSIT_KEY is set).
     Serve(crate::serve::ServeArgs),
     /// Move stored ciphertexts to another SDK's layout, key context or key
     /// service, in bulk.
@@ -232,7 +236,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             layout,
         } => decrypt(file, aad, data_key_file, layout, limit),
         Command::Inspect { file } => {
-            let inspection = Vault::inspect(&read_text(file.as_deref(), limit)?)?;
+            let inspection = vault::inspect(&read_text(file.as_deref(), limit)?)?;
             write_json(&inspection)
         }
         Command::DataKey(DataKeyCommand::Create { context }) => {
@@ -271,9 +275,12 @@ fn encrypt(
     limit: Limit,
 ) -> Result<(), Failure> {
     let mut buf = read_plaintext(file.as_deref(), limit)?;
-    let vault = vault_from_env(true)?.with_layout(layout);
-    let aad = aad.as_deref().map(str::as_bytes);
-    let start = runtime()?.block_on(vault.encrypt_in_place(&mut buf, HEAD_ROOM, context, aad))?;
+    let vault = vault_from_env(true)?;
+    let options = EncryptOptions::new()
+        .aad(aad.as_deref().unwrap_or_default().as_bytes())
+        .layout(layout);
+    let start =
+        runtime()?.block_on(vault.encrypt_in_place(&mut buf, HEAD_ROOM, context, &options))?;
     // Sealed in place, the buffer holds no plaintext any more: it is freed
     // without the wiping pass a plaintext needs (a failed seal wipes it).
     let sealed = std::mem::take(&mut *buf);
@@ -287,17 +294,20 @@ fn decrypt(
     layout: Option<Layout>,
     limit: Limit,
 ) -> Result<(), Failure> {
-    let aad = aad.as_deref().map(str::as_bytes);
+    let mut options = DecryptOptions::new().aad(aad.as_deref().unwrap_or_default().as_bytes());
+    if let Some(layout) = layout {
+        options = options.layout(layout);
+    }
     // Read before the input: a bad key is refused without touching it.
     let data_key = offline_data_key(data_key_file)?;
     let mut buf = read_envelope(file.as_deref(), limit)?;
     match data_key {
-        Some(key) => Vault::decrypt_in_place_with_data_key(&mut buf, &key, layout, aad)?,
+        Some(key) => vault::decrypt_in_place_with_data_key(&mut buf, &key, &options)?,
         None => {
             // Opened only now, after the input is read: in the README's
             // `encrypt | decrypt` pipe, encrypt creates the keyring first.
             let vault = vault_from_env(false)?;
-            runtime()?.block_on(vault.decrypt_in_place(&mut buf, layout, aad))?;
+            runtime()?.block_on(vault.decrypt_in_place(&mut buf, &options))?;
         }
     }
     write_stdout(&buf)

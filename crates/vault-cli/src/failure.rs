@@ -1,6 +1,6 @@
 //! Why a command failed, and the exit code that says so.
 
-use vault::ErrorKind;
+use vault::KeyServiceErrorKind as ErrorKind;
 
 /// Exit code: authentication or decryption failure (the input is well
 /// formed but the key service or the AEAD refused it).
@@ -48,7 +48,7 @@ impl From<vault::Error> for Failure {
     fn from(error: vault::Error) -> Self {
         let code = match &error {
             vault::Error::Decrypt => REFUSED,
-            vault::Error::KeyService(e) => key_service_code(e),
+            vault::Error::KeyService(e) | vault::Error::InvalidContext(e) => key_service_code(e),
             _ => USAGE,
         };
         Failure {
@@ -104,16 +104,14 @@ fn local_io_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The error and its causes on one line, skipping causes already quoted.
+/// The error and its causes on one line. Each error either quotes its
+/// cause or exposes it as its `source()`, never both, so each is shown once.
 pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
         source = cause.source();
     }
     line
@@ -145,5 +143,28 @@ mod tests {
             Failure::from(keyring_error(std::io::ErrorKind::InvalidData)).code,
             USAGE
         );
+    }
+
+    #[test]
+    fn each_cause_is_shown_once_without_dedup() {
+        let cause = std::io::Error::other("connection refused");
+        let error =
+            vault::KeyServiceError::new(ErrorKind::Connect, "could not connect to the key service")
+                .with_source(cause);
+        let failure = Failure::from(vault::Error::from(error));
+        assert_eq!(
+            failure.message,
+            "could not connect to the key service: connection refused"
+        );
+        assert_eq!(failure.code, UNREACHABLE);
+        let context = Failure::from(vault::Error::from(vault::ContextError::Empty));
+        assert!(
+            context
+                .message
+                .starts_with("invalid key context: key context is empty"),
+            "{}",
+            context.message
+        );
+        assert_eq!(context.code, USAGE);
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, OnceLock};
 
-use vault::{b64, Change, KeyContext, KeyService, Layout, Migration, Sdk, Vault};
+use vault::{b64, Change, KeyContext, KeyService, Layout, Migration, Sdk};
 
 use crate::failure::{one_line, Failure, PARTIAL};
 
@@ -518,7 +518,7 @@ impl Plan {
             .map_err(|e| format!("needs the key service: {e}"))?;
         let migrated = keyed
             .runtime
-            .block_on(keyed.migration.migrate(text, aad))
+            .block_on(keyed.migration.migrate(text, aad.unwrap_or_default()))
             .map_err(|e| match e {
                 vault::Error::Decrypt => "cannot decrypt: the AAD (--aad, --aad-field, \
                                           --aad-column) or the key service does not match \
@@ -537,10 +537,11 @@ impl Plan {
         let keyed = self
             .keyed()
             .map_err(|e| format!("--verify needs the key service: {e}"))?;
-        match keyed
-            .runtime
-            .block_on(keyed.migration.verify(original, migrated, aad))
-        {
+        match keyed.runtime.block_on(keyed.migration.verify(
+            original,
+            migrated,
+            aad.unwrap_or_default(),
+        )) {
             Ok(true) => Ok(()),
             Ok(false) => Err(
                 "verification failed: the result does not decrypt to the original's plaintext"
@@ -848,8 +849,10 @@ fn migrate_record(plan: &Plan, record: &[u8], line: u64, scratch: &mut Scratch, 
                 }
                 Err(reason) => {
                     done.out.truncate(start);
-                    let layout = Vault::inspect(text)
-                        .map_or_else(|_| "not a ciphertext".to_owned(), |i| i.layout.to_owned());
+                    let layout = vault::inspect(text).map_or_else(
+                        |_| "not a ciphertext".to_owned(),
+                        |i| i.layout.name().to_owned(),
+                    );
                     fail(done, record, line, layout, reason);
                 }
             }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use vault::{DataKey, Layout, Vault};
+use vault::{DataKey, Layout};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -81,7 +81,7 @@ fn stderr(output: &Output) -> String {
 }
 
 fn layout_of(ciphertext: &str) -> String {
-    Vault::inspect(ciphertext).unwrap().layout.to_string()
+    vault::inspect(ciphertext).unwrap().layout.to_string()
 }
 
 fn reframed(ciphertext: &str, layout: Layout) -> String {
@@ -112,8 +112,12 @@ fn every_sdk_vector_is_reframed_offline_and_back() {
         for (vector, line) in vectors.iter().zip(&lines) {
             assert_eq!(layout_of(line), layout, "{}", vector.id);
             let key = DataKey::from_base64(&vector.data_key_id, &vector.data_key_b64).unwrap();
-            let plaintext =
-                Vault::decrypt_with_data_key(line, &key, None, Some(vector.aad_bytes())).unwrap();
+            let plaintext = vault::decrypt_with_data_key(
+                line,
+                &key,
+                &vault::DecryptOptions::new().aad(vector.aad_bytes()),
+            )
+            .unwrap();
             assert_eq!(plaintext, vector.plaintext_utf8.as_bytes(), "{}", vector.id);
             // And back to the vector's own layout, byte for byte.
             let back = env.ok(&["migrate", "--layout", &vector.layout], line.as_bytes());
@@ -185,7 +189,7 @@ fn a_new_context_moves_rows_and_a_rerun_changes_nothing() {
         assert_eq!(layout_of(line), "B");
         assert_eq!(env.decrypt(line, "").stdout, plaintext.as_bytes());
         // The keys blob names the new context (the local blob stores it).
-        let keys = vault::b64::decode(&Vault::inspect(line).unwrap().encrypted_keys).unwrap();
+        let keys = vault::b64::decode(&vault::inspect(line).unwrap().encrypted_keys).unwrap();
         assert_eq!(
             vault_local::blob_context(&keys).unwrap().get("org"),
             Some("new")

@@ -1,7 +1,8 @@
 //! Sealing: plaintext in, envelope out, encrypted in place in the output.
 
 use crate::wipe::{wipe, wipe_from};
-use vault_format::{b64, Frame, Layout};
+use vault_format::__private::Frame;
+use vault_format::{b64, Layout};
 
 use crate::cipher::{self, MAX_PLAINTEXT_LEN};
 use crate::{DataKey, Error};
@@ -72,7 +73,7 @@ pub fn seal_to_base64(
     let mut buf = Vec::with_capacity(text_len);
     buf.resize(text_len - raw_len, 0);
     seal_frame(&mut buf, &frame, key, encrypted_keys, plaintext, aad, None)?;
-    b64::encode_tail_in_place(&mut buf, raw_len);
+    vault_format::__private::encode_tail_in_place(&mut buf, raw_len);
     // Base64 text is ASCII, so this cannot fail; a failure is a bug in the
     // encoder and must not pass silently as an empty ciphertext.
     Ok(String::from_utf8(buf).expect("base64 text is ASCII"))

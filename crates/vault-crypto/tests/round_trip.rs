@@ -9,7 +9,7 @@ use vault_crypto::{
     head_len, open, open_base64, open_in_place, open_into, seal, seal_in_place, seal_into,
     seal_to_base64, DataKey, Envelope, Error, Layout, TAG_LEN,
 };
-use vault_format::Frame;
+use vault_format::__private::Frame;
 
 const LAYOUTS: [Layout; 4] = [Layout::A12, Layout::A32, Layout::B, Layout::APrime];
 

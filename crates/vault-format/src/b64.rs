@@ -24,13 +24,33 @@ const ENGINE: GeneralPurpose = GeneralPurpose::new(
 
 /// Encodes bytes as standard, padded base64.
 pub fn encode(bytes: &[u8]) -> String {
-    base64_simd::STANDARD.encode_to_string(bytes)
+    #[cfg(feature = "simd")]
+    {
+        base64_simd::STANDARD.encode_to_string(bytes)
+    }
+    #[cfg(not(feature = "simd"))]
+    {
+        ENGINE.encode(bytes)
+    }
 }
 
-/// Encodes `bytes` into `out`, exactly [`encoded_len`] long, with SIMD.
+/// Encodes `bytes` into `out`, exactly [`encoded_len`] long: with SIMD
+/// under the `simd` feature, else with the portable engine.
 fn fast_encode(bytes: &[u8], out: &mut [u8]) {
-    let written = base64_simd::STANDARD.encode(bytes, base64_simd::Out::from_slice(out));
-    debug_assert_eq!(written.len(), encoded_len(bytes.len()));
+    #[cfg(feature = "simd")]
+    let written = base64_simd::STANDARD
+        .encode(bytes, base64_simd::Out::from_slice(out))
+        .len();
+    #[cfg(not(feature = "simd"))]
+    let written = ENGINE.encode_slice(bytes, out).unwrap_or(0);
+    debug_assert_eq!(written, encoded_len(bytes.len()));
+}
+
+/// Without the `simd` feature there is no fast path: the portable engine
+/// decodes every text.
+#[cfg(not(feature = "simd"))]
+fn fast_decode(_text: &[u8], _out: &mut Vec<u8>) -> bool {
+    false
 }
 
 /// Decodes text without whitespace with SIMD, appending to `out`: the
@@ -38,6 +58,7 @@ fn fast_encode(bytes: &[u8], out: &mut [u8]) {
 /// it refuses the text (`out` is then as it was): the portable engine
 /// decodes it again to say why, so both accept exactly the same texts (a
 /// test compares them).
+#[cfg(feature = "simd")]
 fn fast_decode(text: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
     let engine = if text.len().is_multiple_of(4) {
@@ -327,6 +348,7 @@ fn check_carried(carried: &[u8]) -> Result<(), Error> {
 ///
 /// If `buf.len() != encoded_len(raw_len)`: that is a bug in the caller,
 /// never a property of untrusted input.
+#[doc(hidden)]
 pub fn encode_tail_in_place(buf: &mut [u8], raw_len: usize) {
     assert_eq!(
         buf.len(),

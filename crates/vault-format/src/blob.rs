@@ -68,6 +68,38 @@ pub enum KeyBlob<'a> {
     Unknown(&'a [u8]),
 }
 
+/// Who wrote an `encrypted_keys` blob: the kind of a [`KeyBlob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyBlobKind {
+    /// WorkOS Vault.
+    WorkOs,
+    /// This project's local key service.
+    Local,
+    /// This project's Transit key service.
+    Transit,
+    /// None of the above.
+    Unknown,
+}
+
+impl KeyBlobKind {
+    /// `"workos"`, `"local"`, `"transit"` or `"unknown"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyBlobKind::WorkOs => "workos",
+            KeyBlobKind::Local => "local",
+            KeyBlobKind::Transit => "transit",
+            KeyBlobKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyBlobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl<'a> KeyBlob<'a> {
     /// Recognises a blob by its magic. Never fails: anything that is not a
     /// well-formed WorkOS or local blob is [`KeyBlob::Unknown`].
@@ -102,13 +134,13 @@ impl<'a> KeyBlob<'a> {
         KeyBlob::Unknown(bytes)
     }
 
-    /// `"workos"`, `"local"`, `"transit"` or `"unknown"`.
-    pub fn kind(&self) -> &'static str {
+    /// Who wrote the blob.
+    pub fn kind(&self) -> KeyBlobKind {
         match self {
-            KeyBlob::WorkOs { .. } => "workos",
-            KeyBlob::Local { .. } => "local",
-            KeyBlob::Transit { .. } => "transit",
-            KeyBlob::Unknown(_) => "unknown",
+            KeyBlob::WorkOs { .. } => KeyBlobKind::WorkOs,
+            KeyBlob::Local { .. } => KeyBlobKind::Local,
+            KeyBlob::Transit { .. } => KeyBlobKind::Transit,
+            KeyBlob::Unknown(_) => KeyBlobKind::Unknown,
         }
     }
 
@@ -159,7 +191,7 @@ mod tests {
     fn workos_blob() {
         let blob = [WORKOS_MAGIC.as_slice(), ID.as_bytes(), b"\x01\x01rest"].concat();
         let parsed = KeyBlob::parse(&blob);
-        assert_eq!(parsed.kind(), "workos");
+        assert_eq!(parsed.kind().name(), "workos");
         assert_eq!(parsed.data_key_id(), Some(ID));
         assert_eq!(parsed.version(), Some("v1"));
         assert!(matches!(
@@ -181,7 +213,7 @@ mod tests {
         ]
         .concat();
         let parsed = KeyBlob::parse(&blob);
-        assert_eq!(parsed.kind(), "local");
+        assert_eq!(parsed.kind().name(), "local");
         assert_eq!(parsed.data_key_id(), Some(ID));
         assert!(matches!(
             parsed,
@@ -203,7 +235,7 @@ mod tests {
         ]
         .concat();
         let parsed = KeyBlob::parse(&blob);
-        assert_eq!(parsed.kind(), "transit");
+        assert_eq!(parsed.kind().name(), "transit");
         assert_eq!(parsed.data_key_id(), Some(ID));
         assert_eq!(parsed.version(), Some("v1"));
         assert!(matches!(
@@ -215,7 +247,7 @@ mod tests {
             }
         ));
         let no_version = [TRANSIT_MAGIC.as_slice(), ID.as_bytes(), b"\0"].concat();
-        assert_eq!(KeyBlob::parse(&no_version).kind(), "unknown");
+        assert_eq!(KeyBlob::parse(&no_version).kind().name(), "unknown");
     }
 
     #[test]
@@ -225,12 +257,12 @@ mod tests {
             b"not-a-uuid-not-a-uuid-not-a-uuid-xxx",
         ]
         .concat();
-        assert_eq!(KeyBlob::parse(&bad_id).kind(), "unknown");
+        assert_eq!(KeyBlob::parse(&bad_id).kind().name(), "unknown");
         let short = [WORKOS_MAGIC.as_slice(), &ID.as_bytes()[..20]].concat();
-        assert_eq!(KeyBlob::parse(&short).kind(), "unknown");
+        assert_eq!(KeyBlob::parse(&short).kind().name(), "unknown");
         let local_no_version = [LOCAL_MAGIC.as_slice(), ID.as_bytes(), b"\0\0"].concat();
-        assert_eq!(KeyBlob::parse(&local_no_version).kind(), "unknown");
-        assert_eq!(KeyBlob::parse(b"").kind(), "unknown");
+        assert_eq!(KeyBlob::parse(&local_no_version).kind().name(), "unknown");
+        assert_eq!(KeyBlob::parse(b"").kind().name(), "unknown");
         assert_eq!(KeyBlob::parse(b"").data_key_id(), None);
     }
 }

@@ -201,6 +201,8 @@ impl<'a> Envelope<'a> {
     }
 
     /// The framing of this envelope: where each part goes when encoded.
+    /// Plumbing for the crates of this workspace, not a stable interface.
+    #[doc(hidden)]
     pub fn frame(&self) -> Frame {
         Frame {
             layout: self.layout,
@@ -255,7 +257,8 @@ impl<'a> Envelope<'a> {
 /// place (an AEAD sealing directly into the output, say).
 ///
 /// ```
-/// use vault_format::{Frame, Layout};
+/// use vault_format::__private::Frame;
+/// use vault_format::Layout;
 /// let frame = Frame::new(Layout::B, 5, 3)?;
 /// let mut buf = vec![0u8; frame.len()];
 /// let prefix = frame.keys_prefix();

@@ -5,7 +5,7 @@
 //! The randomness comes from the caller; this module only writes and checks
 //! the text.
 
-use crate::ID_LEN;
+use crate::blob::ID_LEN;
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
@@ -13,9 +13,9 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// hyphenated text.
 ///
 /// ```
-/// let id = vault_format::id::uuid_v4([0xff; 16]);
+/// let id = vault_format::__private::id::uuid_v4([0xff; 16]);
 /// assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
-/// assert!(vault_format::id::is_uuid(&id));
+/// assert!(vault_format::__private::id::is_uuid(&id));
 /// ```
 pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
@@ -34,7 +34,7 @@ pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
 ///
 /// ```
 /// let mut text = String::from("req_");
-/// vault_format::id::push_hex(&mut text, &[0x01, 0xab]);
+/// vault_format::__private::id::push_hex(&mut text, &[0x01, 0xab]);
 /// assert_eq!(text, "req_01ab");
 /// ```
 pub fn push_hex(out: &mut String, bytes: &[u8]) {

@@ -43,7 +43,7 @@
 //!
 //! let keys = envelope.encrypted_keys()?;
 //! let blob = KeyBlob::parse(&keys);
-//! assert_eq!(blob.kind(), "workos");
+//! assert_eq!(blob.kind().name(), "workos");
 //! assert_eq!(blob.data_key_id(), Some("0237abe8-fc0d-4456-831c-3a2d133e9f90"));
 //! # Ok::<(), vault_format::Error>(())
 //! ```
@@ -58,21 +58,53 @@
 //! Untrusted input never panics: every malformed ciphertext gets an
 //! [`Error`] that says what was found and what was expected.
 
+//!
+//! # Features
+//!
+//! - `simd` (off by default; the `vault` facade turns it on): decodes and
+//!   encodes base64 with `base64-simd`, about twice as fast on large
+//!   ciphertexts. Without it the `base64` crate does all the work; both
+//!   accept exactly the same texts.
+//!
+//! # Stability
+//!
+//! The public items documented here are the stable interface: parsing and
+//! encoding envelopes, [`KeyBlob`], [`Layout`], [`Sdk`] and the base64
+//! policy of [`b64`]. The hidden `__private` module holds plumbing the
+//! other crates of this workspace share (ids, blob headers, frames); it is
+//! **not** part of the stable interface and may change in any release.
+
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod b64;
 mod blob;
 mod envelope;
 mod error;
-pub mod id;
+mod id;
 mod layout;
 mod leb128;
 mod reframe;
 mod sdk;
 
-pub use blob::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, TRANSIT_MAGIC, WORKOS_MAGIC};
-pub use envelope::{Envelope, Frame, KeysPrefix};
+/// Plumbing shared by the crates of this workspace: **not** a stable
+/// interface; it may change in any release. Offline parsers need none of
+/// it.
+#[doc(hidden)]
+pub mod __private {
+    /// Ids and hex.
+    pub mod id {
+        pub use crate::id::{is_uuid, push_hex, uuid_v4};
+    }
+
+    pub use crate::b64::encode_tail_in_place;
+    pub use crate::blob::{ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, TRANSIT_MAGIC, WORKOS_MAGIC};
+    pub use crate::envelope::{Frame, KeysPrefix};
+}
+
+pub use blob::{KeyBlob, KeyBlobKind};
+pub use envelope::Envelope;
 pub use error::Error;
 pub use layout::{Layout, UnknownLayout, TAG_LEN};
 pub use reframe::reframe_base64;

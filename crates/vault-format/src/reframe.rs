@@ -8,7 +8,8 @@
 //! converting to or from A32 needs the data key
 //! ([`Error::NeedsDataKey`]; the `vault` crate's migration does it).
 
-use crate::{b64, Envelope, Error, Frame, Layout};
+use crate::envelope::Frame;
+use crate::{b64, Envelope, Error, Layout};
 
 impl Envelope<'_> {
     /// Whether [`Envelope::reframe`] can write this envelope as `target`

@@ -9,7 +9,7 @@ fn decrypt_data_key_example_is_a_workos_blob() {
     let reference = reference();
     let blob = b64::decode(&reference.decrypt_data_key_keys_b64).unwrap();
     let parsed = KeyBlob::parse(&blob);
-    assert_eq!(parsed.kind(), "workos");
+    assert_eq!(parsed.kind().name(), "workos");
     assert_eq!(parsed.version(), Some("v1"));
     assert_eq!(
         parsed.data_key_id(),

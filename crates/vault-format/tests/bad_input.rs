@@ -2,7 +2,8 @@
 //! damage: truncation at every offset, overlong and oversized length
 //! prefixes, keys lengths past the end. See docs/SECURITY.md.
 
-use vault_format::{Envelope, Error, Layout, TAG_LEN, WORKOS_MAGIC};
+use vault_format::__private::WORKOS_MAGIC;
+use vault_format::{Envelope, Error, Layout, TAG_LEN};
 
 const LAYOUTS: [Layout; 4] = [Layout::A12, Layout::A32, Layout::B, Layout::APrime];
 

@@ -2,7 +2,8 @@
 //! panic the parser.
 
 use proptest::prelude::*;
-use vault_format::{b64, Envelope, Frame, KeyBlob, Layout, WORKOS_MAGIC};
+use vault_format::__private::{Frame, WORKOS_MAGIC};
+use vault_format::{b64, Envelope, KeyBlob, Layout};
 
 fn layout() -> impl Strategy<Value = Layout> {
     prop_oneof![

@@ -2,7 +2,8 @@
 //! refused with an error that names the fix.
 
 use proptest::prelude::*;
-use vault_format::{b64, reframe_base64, Envelope, Error, Layout, WORKOS_MAGIC};
+use vault_format::__private::WORKOS_MAGIC;
+use vault_format::{b64, reframe_base64, Envelope, Error, Layout};
 
 fn twelve() -> impl Strategy<Value = Layout> {
     prop_oneof![Just(Layout::A12), Just(Layout::B), Just(Layout::APrime)]

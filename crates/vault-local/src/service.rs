@@ -14,7 +14,7 @@
 //! 96-bit nonce. The blob (`encrypted_keys`) is laid out as:
 //!
 //! ```text
-//! "VRS.LKS.v1\0"                      11 bytes, vault_format::LOCAL_MAGIC
+//! "VRS.LKS.v1\0"                      11 bytes, vault_format::__private::LOCAL_MAGIC
 //! data key id                         36 ASCII bytes, a random UUID v4
 //! keyring version                     u32, big-endian
 //! entry count                         u8, 1 to 10
@@ -45,7 +45,8 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, NONCE_LEN};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 use vault_crypto::{DataKey, DATA_KEY_LEN};
-use vault_format::{KeyBlob, ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+use vault_format::__private::{ID_LEN, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+use vault_format::KeyBlob;
 use zeroize::Zeroizing;
 
 use crate::keyring::{Keyring, KeyringInfo};

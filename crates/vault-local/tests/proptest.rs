@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use vault_api::{ErrorKind, KeyContext, KeyService};
-use vault_format::LOCAL_MAGIC;
+use vault_format::__private::LOCAL_MAGIC;
 use vault_local::LocalKeyService;
 
 fn rt() -> tokio::runtime::Runtime {

@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use vault_api::{DataKeyPair, ErrorKind, KeyContext, KeyService};
-use vault_format::{KeyBlob, LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+use vault_format::__private::{LOCAL_HEADER_LEN, LOCAL_MAGIC, WORKOS_MAGIC};
+use vault_format::KeyBlob;
 use vault_local::LocalKeyService;
 
 fn context() -> KeyContext {

@@ -235,6 +235,7 @@ impl ServerConfig {
     /// [`Faults`](crate::Faults). A server without this call never injects
     /// faults.
     #[cfg(feature = "test-util")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     pub fn faults(mut self, faults: crate::Faults) -> Self {
         self.faults = faults;
         self

@@ -58,6 +58,7 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Modules depend one way: {connection, request_handler} -> handler ->
 // {config, body, reply, route, faults, metrics, access_log, ready};
@@ -90,9 +91,11 @@ use vault_api::KeyService;
 
 pub use config::{ServerConfig, DEFAULT_ADDR};
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use faults::{FaultRates, Faults};
 pub use metrics::{serve_metrics, Metrics};
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use request_handler::{HandledResponse, RequestHandler};
 pub use tls::TlsConfig;
 
@@ -242,6 +245,7 @@ impl Server {
     /// The fault injection and counters handle of the configuration
     /// (`test-util` feature).
     #[cfg(feature = "test-util")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     pub fn faults(&self) -> &Faults {
         &self.faults
     }

@@ -212,6 +212,60 @@ fn certified_key(
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
         invalid("the key file holds no PEM private key (PKCS#8, PKCS#1 or SEC1)".to_owned())
     })?;
+    if is_ca_certificate(&chain[0]) {
+        tracing::warn!(
+            "the server's own certificate is a CA certificate (basicConstraints CA:TRUE, what \
+             `openssl req -x509` makes by default): clients refuse it (CaUsedAsEndEntity); make \
+             a CA and a server certificate signed by it, or add basicConstraints=CA:FALSE"
+        );
+    }
     CertifiedKey::from_der(chain, key, provider)
         .map_err(|e| invalid(format!("the private key does not fit the certificate: {e}")))
+}
+
+/// Whether the DER certificate `der` says it is a CA: its basicConstraints
+/// extension (OID 2.5.29.19) holds `cA TRUE`. A scan for the extension's
+/// DER shape (`OID, [critical,] OCTET STRING { SEQUENCE { BOOLEAN TRUE`),
+/// not a full X.509 parser: enough for a warning.
+fn is_ca_certificate(der: &[u8]) -> bool {
+    const BASIC_CONSTRAINTS: [u8; 5] = [0x06, 0x03, 0x55, 0x1d, 0x13];
+    der.windows(BASIC_CONSTRAINTS.len())
+        .enumerate()
+        .filter(|(_, window)| *window == BASIC_CONSTRAINTS)
+        .any(|(at, _)| {
+            let mut rest = &der[at + BASIC_CONSTRAINTS.len()..];
+            // An optional `critical` BOOLEAN.
+            if let [0x01, 0x01, _, tail @ ..] = rest {
+                rest = tail;
+            }
+            // OCTET STRING (short length), SEQUENCE (short length), BOOLEAN TRUE.
+            matches!(rest, [0x04, _, 0x30, _, 0x01, 0x01, 0xff, ..])
+        })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    fn certificate(is_ca: IsCa) -> Vec<u8> {
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.is_ca = is_ca;
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_ca_certificate_is_told_apart_from_a_leaf() {
+        assert!(is_ca_certificate(&certificate(IsCa::Ca(
+            BasicConstraints::Unconstrained
+        ))));
+        assert!(is_ca_certificate(&certificate(IsCa::Ca(
+            BasicConstraints::Constrained(0)
+        ))));
+        assert!(!is_ca_certificate(&certificate(IsCa::NoCa)));
+        assert!(!is_ca_certificate(&certificate(IsCa::ExplicitNoCa)));
+        assert!(!is_ca_certificate(b""));
+    }
 }

@@ -3,7 +3,7 @@
 //! bytes; every parser takes untrusted input.
 //!
 //! ```text
-//! "VRS.TKS.v1\0"                 11 bytes, vault_format::TRANSIT_MAGIC
+//! "VRS.TKS.v1\0"                 11 bytes, vault_format::__private::TRANSIT_MAGIC
 //! data key id                    36 ASCII bytes, a random UUID v4
 //! Transit key version            u32, big-endian (as in the ciphertext)
 //! key name length, key name      u8, ASCII
@@ -20,7 +20,8 @@
 //! so changing any of them makes Transit's decryption fail.
 
 use vault_api::{Error, ErrorKind, KeyContext};
-use vault_format::{KeyBlob, ID_LEN, TRANSIT_MAGIC};
+use vault_format::__private::{ID_LEN, TRANSIT_MAGIC};
+use vault_format::KeyBlob;
 
 /// The key context a Transit key service's `encrypted_keys` blob is bound
 /// to, read from the blob (stored in the clear, bound by Transit's
@@ -153,7 +154,7 @@ impl TransitBlob {
 /// a ciphertext opens only with the same id and the same context: changing
 /// either derives another key, and Transit's AES-GCM fails.
 pub(crate) fn derivation_context(id: &str, context: &KeyContext) -> Result<Vec<u8>, Error> {
-    if id.len() != ID_LEN || !vault_format::id::is_uuid(id) {
+    if id.len() != ID_LEN || !vault_format::__private::id::is_uuid(id) {
         return Err(Error::new(
             ErrorKind::InvalidKeys,
             "the data key id is not a UUID, so the Transit key service cannot wrap it",
@@ -264,7 +265,7 @@ mod tests {
         let bytes = blob.encode().unwrap();
         assert_eq!(TransitBlob::parse(&bytes).unwrap(), blob);
         let seen = KeyBlob::parse(&bytes);
-        assert_eq!(seen.kind(), "transit");
+        assert_eq!(seen.kind().name(), "transit");
         assert_eq!(seen.data_key_id(), Some(ID));
         assert!(matches!(seen, KeyBlob::Transit { key_version: 2, .. }));
     }

@@ -6,26 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ring::rand::SystemRandom;
 use vault_api::transport::http::header::HeaderValue;
 use vault_api::transport::http::Uri;
 use vault_api::transport::{HyperTransport, Transport};
-use vault_api::{Error, ErrorKind};
+use vault_api::{Error, ErrorKind, RetryPolicy};
 use zeroize::Zeroizing;
 
 use crate::blob::valid_key_name;
-use crate::client::{Client, Limits};
+use crate::client::{default_policy, Client};
 use crate::TransitKeyService;
 
 const DEFAULT_MOUNT: &str = "transit";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
-/// Five retries wait about 6 s in all: longer than the Raft leader
-/// elections `cargo xtask raft` measured (about 3 s), so a failover is
-/// ridden out rather than reported.
-const DEFAULT_MAX_RETRIES: u32 = 5;
-const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(500);
-const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
 
 /// Configures a [`TransitKeyService`].
 ///
@@ -37,10 +28,12 @@ const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
 /// | [`mount`](Self::mount) | `transit` |
 /// | [`namespace`](Self::namespace) | none (sent as `X-Vault-Namespace`) |
 /// | [`ca_file`](Self::ca_file) | the Mozilla roots |
+/// | [`retry_policy`](Self::retry_policy) | [`RetryPolicy::new`] with the three changes below |
 /// | [`timeout`](Self::timeout) (per attempt) | 30 s |
 /// | [`deadline`](Self::deadline) (whole call, retries included) | 2 min |
-/// | [`max_retries`](Self::max_retries) | 3 |
+/// | [`max_retries`](Self::max_retries) | 5 (about 6 s of waits: longer than a Raft leader election) |
 /// | [`backoff`](Self::backoff) | 500 ms x 1.5^n, capped at 8 s, with jitter |
+/// | statuses retried | 307, 308, 408, 429, 500, 502, 503, 504 |
 /// | [`transport`](Self::transport) | a [`HyperTransport`] |
 #[must_use]
 pub struct TransitKeyServiceBuilder {
@@ -51,7 +44,7 @@ pub struct TransitKeyServiceBuilder {
     pub(crate) mount: String,
     pub(crate) namespace: Option<String>,
     pub(crate) ca_file: Option<PathBuf>,
-    pub(crate) limits: Limits,
+    pub(crate) policy: RetryPolicy,
     pub(crate) transport: Option<Arc<dyn Transport>>,
 }
 
@@ -72,13 +65,7 @@ impl TransitKeyServiceBuilder {
             mount: DEFAULT_MOUNT.to_owned(),
             namespace: None,
             ca_file: None,
-            limits: Limits {
-                timeout: DEFAULT_TIMEOUT,
-                deadline: DEFAULT_DEADLINE,
-                max_retries: DEFAULT_MAX_RETRIES,
-                backoff_base: DEFAULT_BACKOFF_BASE,
-                backoff_cap: DEFAULT_BACKOFF_CAP,
-            },
+            policy: default_policy(),
             transport: None,
         }
     }
@@ -132,29 +119,37 @@ impl TransitKeyServiceBuilder {
         self
     }
 
-    /// The timeout of one attempt. A timed-out attempt is retried.
+    /// The whole retry and timeout policy at once; the four setters
+    /// below change one setting of it each. Add 307 and 308 to its
+    /// statuses to ride out leader elections as the default does.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The timeout of one attempt ([`RetryPolicy::with_timeout`]). A
+    /// timed-out attempt is retried.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.limits.timeout = timeout;
+        self.policy = self.policy.with_timeout(timeout);
         self
     }
 
     /// The deadline of a whole call, retries and waits included.
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.limits.deadline = deadline;
+        self.policy = self.policy.with_deadline(deadline);
         self
     }
 
     /// How many times a failed call is retried; 0 turns retries off.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.limits.max_retries = max_retries;
+        self.policy = self.policy.with_max_retries(max_retries);
         self
     }
 
     /// The backoff between retries: retry `n` (from 0) waits between half
     /// and all of `base x 1.5^n`, at most `cap`.
     pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
-        self.limits.backoff_base = base;
-        self.limits.backoff_cap = cap;
+        self.policy = self.policy.with_backoff(base, cap);
         self
     }
 
@@ -204,9 +199,7 @@ impl TransitKeyServiceBuilder {
                 ))
             }
         };
-        if self.limits.timeout.is_zero() || self.limits.deadline.is_zero() {
-            return Err(config("the timeout and the deadline must be above zero"));
-        }
+        self.policy.check()?;
         let transport: Arc<dyn Transport> = match (self.transport, self.ca_file) {
             (Some(_), Some(_)) => return Err(config("a CA file applies to the default transport only; configure TLS in the transport you bring")),
             (Some(transport), None) => transport,
@@ -222,8 +215,7 @@ impl TransitKeyServiceBuilder {
             namespace,
             token,
             user_agent,
-            limits: self.limits,
-            rng: SystemRandom::new(),
+            policy: self.policy,
         };
         Ok(TransitKeyService::from_parts(client, key))
     }
@@ -244,7 +236,7 @@ impl fmt::Debug for TransitKeyServiceBuilder {
             .field("mount", &self.mount)
             .field("namespace", &self.namespace)
             .field("ca_file", &self.ca_file)
-            .field("limits", &self.limits)
+            .field("policy", &self.policy)
             .field("transport", &self.transport)
             .finish()
     }

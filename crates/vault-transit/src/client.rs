@@ -1,29 +1,21 @@
-//! Calls of the Transit HTTP API through a [`Transport`]: the headers, the
-//! attempts, retries, timeouts and deadline, and what the answers mean.
-//!
-//! The retry rules are those of `vault_api::HttpKeyService` (statuses 408,
-//! 429, 500, 502, 503, 504, dropped connections and timeouts; exponential
-//! backoff with equal jitter). Its helpers are private to `vault-api`, so
-//! the few lines of backoff arithmetic are repeated here.
+//! Calls of the Transit HTTP API through a [`Transport`]: the headers and
+//! what the answers mean. Attempts, retries, timeouts and the deadline are
+//! `vault_api`'s [`RetryPolicy`], the one `HttpKeyService` follows.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::SystemTime;
 
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use tokio::time::Instant;
 use vault_api::transport::http::header::{self, HeaderValue};
 use vault_api::transport::http::{Method, Request, Response};
 use vault_api::transport::{Bytes, Transport, TransportError, TransportErrorKind};
-use vault_api::{Error, ErrorKind};
+use vault_api::{Error, ErrorKind, RetryPolicy};
 use zeroize::Zeroizing;
 
 /// Longest Transit error text kept in an error message.
 const MAX_ECHOED_CHARS: usize = 200;
-/// The longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// What a call does, for its error messages and its error kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,16 +30,6 @@ pub(crate) enum Op {
     Manage,
 }
 
-/// Retry and timeout settings.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) timeout: Duration,
-    pub(crate) deadline: Duration,
-    pub(crate) max_retries: u32,
-    pub(crate) backoff_base: Duration,
-    pub(crate) backoff_cap: Duration,
-}
-
 /// The connection settings of one Transit mount.
 pub(crate) struct Client {
     pub(crate) transport: Arc<dyn Transport>,
@@ -58,8 +40,7 @@ pub(crate) struct Client {
     pub(crate) namespace: Option<HeaderValue>,
     pub(crate) token: HeaderValue,
     pub(crate) user_agent: HeaderValue,
-    pub(crate) limits: Limits,
-    pub(crate) rng: SystemRandom,
+    pub(crate) policy: RetryPolicy,
 }
 
 /// A request body that may hold a data key: zeroized once sent.
@@ -86,7 +67,7 @@ struct Errors {
 
 impl Client {
     /// POSTs `body` to `<mount>/<path>` and reads the `data` of the answer,
-    /// retrying as [`Limits`] allow.
+    /// retrying as the [`RetryPolicy`] allows.
     pub(crate) async fn post<T: DeserializeOwned>(
         &self,
         op: Op,
@@ -95,68 +76,15 @@ impl Client {
     ) -> Result<T, Error> {
         let body = Bytes::from_owner(body);
         let url = format!("{}/v1/{}/{}", self.address, self.mount, path);
-        let deadline = Instant::now() + self.limits.deadline;
-        let mut retry = 0;
-        loop {
-            let (error, retry_after) = match self.attempt(op, &url, &body, deadline).await {
-                Ok(answer) => return Ok(answer),
-                Err(failure) => failure,
-            };
-            let Some(wait) = self.wait_before_retry(retry, &error, retry_after, deadline) else {
-                return Err(error);
-            };
-            tracing::info!(
-                kind = ?error.kind(),
-                status = error.status(),
-                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                "retrying the Transit call"
-            );
-            tokio::time::sleep(wait).await;
-            retry += 1;
-        }
-    }
-
-    fn wait_before_retry(
-        &self,
-        retry: u32,
-        error: &Error,
-        retry_after: Option<Duration>,
-        deadline: Instant,
-    ) -> Option<Duration> {
-        if !error.is_retryable() || retry >= self.limits.max_retries {
-            return None;
-        }
-        let limits = &self.limits;
-        let wait = retry_after.unwrap_or_else(|| {
-            backoff(
-                retry,
-                limits.backoff_base,
-                limits.backoff_cap,
-                self.jitter(),
-            )
-        });
-        (Instant::now() + wait < deadline).then_some(wait)
-    }
-
-    /// One request, cut at the per-attempt timeout or the deadline.
-    async fn attempt<T: DeserializeOwned>(
-        &self,
-        op: Op,
-        url: &str,
-        body: &Bytes,
-        deadline: Instant,
-    ) -> Result<T, (Error, Option<Duration>)> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let limit = self.limits.timeout.min(remaining);
-        if limit.is_zero() {
-            return Err((timeout(self.limits.deadline), None));
-        }
-        let request = self.request(url, body).map_err(|e| (e, None))?;
-        match tokio::time::timeout(limit, self.transport.send(request)).await {
-            Err(_) => Err((timeout(limit), None)),
-            Ok(Err(error)) => Err((self.transport_error(error), None)),
-            Ok(Ok(response)) => self.read(op, response),
-        }
+        self.policy
+            .run("Transit", || async {
+                let request = self.request(&url, &body)?;
+                match self.transport.send(request).await {
+                    Err(error) => Err(self.transport_error(error)),
+                    Ok(response) => self.read(op, response),
+                }
+            })
+            .await
     }
 
     fn request(&self, url: &str, body: &Bytes) -> Result<Request<Bytes>, Error> {
@@ -177,21 +105,20 @@ impl Client {
     }
 
     /// The `data` of a success, or the error of a failure.
-    fn read<T: DeserializeOwned>(
-        &self,
-        op: Op,
-        response: Response<Bytes>,
-    ) -> Result<T, (Error, Option<Duration>)> {
+    fn read<T: DeserializeOwned>(&self, op: Op, response: Response<Bytes>) -> Result<T, Error> {
         let status = response.status().as_u16();
         if !response.status().is_success() {
             let retry_after = response
                 .headers()
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                .and_then(|v| self.policy.retry_after(v, SystemTime::now()));
             let detail = error_detail(response.body());
-            return Err((self.status_error(op, status, detail), retry_after));
+            let error = self.status_error(op, status, detail);
+            return Err(match retry_after {
+                Some(wait) => error.with_retry_after(wait),
+                None => error,
+            });
         }
         // 204 No Content (some versions, for key management): no data.
         let body: &[u8] = match response.body().as_ref() {
@@ -207,10 +134,7 @@ impl Client {
                     e.line(),
                     e.column()
                 );
-                (
-                    Error::new(ErrorKind::InvalidResponse, message).with_status(status),
-                    None,
-                )
+                Error::new(ErrorKind::InvalidResponse, message).with_status(status)
             })
     }
 
@@ -260,9 +184,10 @@ impl Client {
             Some(detail) => format!("{what}: {detail}"),
             None => what,
         };
-        let error = Error::new(kind, message).with_status(status);
-        let retryable = retryable_answer(status);
-        error.with_retryable(retryable)
+        let retryable = self.policy.retries_status(status);
+        Error::new(kind, message)
+            .with_status(status)
+            .with_retryable(retryable)
     }
 
     fn transport_error(&self, error: TransportError) -> Error {
@@ -291,14 +216,6 @@ impl Client {
             .with_retryable(retryable)
             .with_source(error)
     }
-
-    fn jitter(&self) -> f64 {
-        let mut bytes = [0u8; 4];
-        match self.rng.fill(&mut bytes) {
-            Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-            Err(_) => 0.5,
-        }
-    }
 }
 
 impl fmt::Debug for Client {
@@ -308,17 +225,10 @@ impl fmt::Debug for Client {
             .field("mount", &self.mount)
             .field("namespace", &self.namespace)
             .field("token", &format_args!("[redacted]"))
-            .field("limits", &self.limits)
+            .field("policy", &self.policy)
             .field("transport", &self.transport)
             .finish()
     }
-}
-
-fn timeout(limit: Duration) -> Error {
-    Error::new(
-        ErrorKind::Timeout,
-        format!("Transit did not answer within {limit:?}"),
-    )
 }
 
 /// Transit's error texts, printable and cut short. They name the failure
@@ -335,25 +245,16 @@ fn error_detail(body: &[u8]) -> Option<String> {
     (!text.trim().is_empty()).then_some(text)
 }
 
-/// The wait before retry `retry` (from 0): `base x 1.5^retry` capped at
-/// `cap`, half fixed and half drawn from `jitter` in `0.0..=1.0`.
-fn backoff(retry: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
-    let full = (base.as_secs_f64() * 1.5f64.powi(exponent)).min(cap.as_secs_f64());
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.5
-    };
-    Duration::try_from_secs_f64(full * (0.5 + 0.5 * jitter)).unwrap_or(cap)
-}
-
-/// Whether an answer with `status` may succeed if sent again: the usual
-/// statuses, and a standby's redirect, which during a Raft leader election
-/// points at the node that just died (`cargo xtask raft` measured elections
-/// of about 3 s; retrying outlasts them where following would fail).
-fn retryable_answer(status: u16) -> bool {
-    vault_api::is_retryable_status(status) || matches!(status, 307 | 308)
+/// The retry policy of Transit calls: the default one, with five retries
+/// (about 6 s of waits in all: longer than the Raft leader elections
+/// `cargo xtask raft` measured, about 3 s, so a failover is ridden out
+/// rather than reported) and a standby's redirect (307, 308) retried like
+/// a 503: during a leader election it points at the node that just died,
+/// and retrying outlasts the election where following would fail.
+pub(crate) fn default_policy() -> RetryPolicy {
+    RetryPolicy::new()
+        .with_max_retries(5)
+        .with_statuses([307, 308, 408, 429, 500, 502, 503, 504])
 }
 
 #[cfg(test)]
@@ -363,17 +264,26 @@ mod tests {
 
     #[test]
     fn a_standby_redirect_is_retried_like_a_503() {
+        let policy = default_policy();
+        let retryable_answer = |status| policy.retries_status(status);
         for status in [307, 308, 500, 503, 429] {
             assert!(retryable_answer(status), "{status}");
         }
         for status in [400, 403, 404, 301] {
             assert!(!retryable_answer(status), "{status}");
         }
+        assert_eq!(policy.max_retries(), 5);
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
+        use std::time::Duration;
         let (base, cap) = (Duration::from_millis(500), Duration::from_secs(8));
+        let backoff = |retry, base, cap, jitter| {
+            default_policy()
+                .with_backoff(base, cap)
+                .backoff_for(retry, jitter)
+        };
         assert_eq!(backoff(0, base, cap, 1.0), Duration::from_millis(500));
         assert_eq!(backoff(0, base, cap, 0.0), Duration::from_millis(250));
         assert_eq!(backoff(2, base, cap, 1.0), Duration::from_millis(1125));

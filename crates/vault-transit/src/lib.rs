@@ -13,7 +13,7 @@
 //!   namespace, mount, private CA, timeouts and retries, over
 //!   `vault-api`'s [`Transport`](vault_api::transport::Transport).
 //!
-//! The blob it writes opens with [`vault_format::TRANSIT_MAGIC`]
+//! The blob it writes opens with a magic of its own
 //! (`VRS.TKS.v1\0`), then the data key id and the Transit key version, so
 //! `vault inspect` tells it apart from WorkOS and local blobs.
 //!
@@ -29,7 +29,7 @@
 //! | `VAULT_NAMESPACE` / `BAO_NAMESPACE` | the engine | the namespace |
 //! | `VAULT_CACERT` / `BAO_CACERT` | the engine | a PEM file of CA certificates to trust |
 //! | `VAULT_CLIENT_TIMEOUT` / `BAO_CLIENT_TIMEOUT` | the engine | per-attempt timeout (`30s`) |
-//! | `VAULT_MAX_RETRIES` / `BAO_MAX_RETRIES` | the engine | retries (3) |
+//! | `VAULT_MAX_RETRIES` / `BAO_MAX_RETRIES` | the engine | retries (5) |
 //!
 //! `VAULT_SKIP_VERIFY` is not honoured: certificates are always verified.
 //!

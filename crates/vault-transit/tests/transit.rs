@@ -39,7 +39,7 @@ async fn round_trips_rotation_and_rewrap() {
 
     let pair = service.create_data_key(&context("org_1")).await.unwrap();
     let blob = KeyBlob::parse(&pair.encrypted_keys);
-    assert_eq!(blob.kind(), "transit");
+    assert_eq!(blob.kind().name(), "transit");
     assert_eq!(blob.data_key_id(), Some(pair.id()));
     assert_eq!(key_version(&pair.encrypted_keys), 1);
     let again = service

@@ -9,16 +9,23 @@
 //!
 //! let vault = Vault::new(LocalKeyService::ephemeral())?;
 //! let context = KeyContext::new().with("organization_id", "org_123")?;
-//! let ciphertext = vault.encrypt("hello", &context, None)?;
-//! assert_eq!(vault.decrypt_to_string(&ciphertext, None)?, "hello");
+//! let ciphertext = vault.encrypt("hello", &context)?;
+//! assert_eq!(vault.decrypt(&ciphertext)?, b"hello");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use tokio::runtime::{Builder, Runtime};
 
-use crate::{DataKey, DataKeyPair, Error, Inspection, KeyContext, KeyService};
+use std::sync::Arc;
 
-/// The blocking twin of [`crate::Vault`]; see the module docs.
+use crate::{
+    DataKey, DataKeyPair, DecryptOptions, EncryptOptions, Error, KeyContext, KeyService, Layout,
+};
+
+/// The blocking twin of [`crate::Vault`], with every one of its
+/// operations; see the module docs. The functions that need no key
+/// service ([`crate::inspect`], [`crate::decrypt_with_data_key`]) are not
+/// async and serve both.
 #[derive(Debug)]
 pub struct Vault {
     inner: crate::Vault,
@@ -51,21 +58,67 @@ impl Vault {
         &self,
         plaintext: impl AsRef<[u8]>,
         context: &KeyContext,
-        aad: Option<&[u8]>,
     ) -> Result<String, Error> {
         self.runtime
-            .block_on(self.inner.encrypt(plaintext, context, aad))
+            .block_on(self.inner.encrypt(plaintext, context))
+    }
+
+    /// See [`crate::Vault::encrypt_with`].
+    pub fn encrypt_with(
+        &self,
+        plaintext: impl AsRef<[u8]>,
+        context: &KeyContext,
+        options: &EncryptOptions<'_>,
+    ) -> Result<String, Error> {
+        self.runtime
+            .block_on(self.inner.encrypt_with(plaintext, context, options))
+    }
+
+    /// See [`crate::Vault::encrypt_in_place`].
+    pub fn encrypt_in_place(
+        &self,
+        buf: &mut Vec<u8>,
+        offset: usize,
+        context: &KeyContext,
+        options: &EncryptOptions<'_>,
+    ) -> Result<usize, Error> {
+        self.runtime
+            .block_on(self.inner.encrypt_in_place(buf, offset, context, options))
     }
 
     /// See [`crate::Vault::decrypt`].
-    pub fn decrypt(&self, ciphertext: &str, aad: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        self.runtime.block_on(self.inner.decrypt(ciphertext, aad))
+    pub fn decrypt(&self, ciphertext: &str) -> Result<Vec<u8>, Error> {
+        self.runtime.block_on(self.inner.decrypt(ciphertext))
+    }
+
+    /// See [`crate::Vault::decrypt_with`].
+    pub fn decrypt_with(
+        &self,
+        ciphertext: &str,
+        options: &DecryptOptions<'_>,
+    ) -> Result<Vec<u8>, Error> {
+        self.runtime
+            .block_on(self.inner.decrypt_with(ciphertext, options))
+    }
+
+    /// See [`crate::Vault::decrypt_in_place`].
+    pub fn decrypt_in_place(
+        &self,
+        buf: &mut Vec<u8>,
+        options: &DecryptOptions<'_>,
+    ) -> Result<(), Error> {
+        self.runtime
+            .block_on(self.inner.decrypt_in_place(buf, options))
     }
 
     /// See [`crate::Vault::decrypt_to_string`].
-    pub fn decrypt_to_string(&self, ciphertext: &str, aad: Option<&[u8]>) -> Result<String, Error> {
+    pub fn decrypt_to_string(
+        &self,
+        ciphertext: &str,
+        options: &DecryptOptions<'_>,
+    ) -> Result<String, Error> {
         self.runtime
-            .block_on(self.inner.decrypt_to_string(ciphertext, aad))
+            .block_on(self.inner.decrypt_to_string(ciphertext, options))
     }
 
     /// See [`crate::Vault::create_data_key`].
@@ -79,15 +132,26 @@ impl Vault {
             .block_on(self.inner.decrypt_data_key(encrypted_keys))
     }
 
+    /// See [`crate::Vault::decrypt_data_key_base64`].
+    pub fn decrypt_data_key_base64(&self, encrypted_keys: &str) -> Result<DataKey, Error> {
+        self.runtime
+            .block_on(self.inner.decrypt_data_key_base64(encrypted_keys))
+    }
+
     /// See [`crate::Vault::rekey`].
     pub fn rekey(&self, ciphertext: &str, new_context: &KeyContext) -> Result<String, Error> {
         self.runtime
             .block_on(self.inner.rekey(ciphertext, new_context))
     }
 
-    /// See [`crate::Vault::inspect`].
-    pub fn inspect(ciphertext: &str) -> Result<Inspection, Error> {
-        crate::Vault::inspect(ciphertext)
+    /// See [`crate::Vault::key_service`].
+    pub fn key_service(&self) -> &Arc<dyn KeyService> {
+        self.inner.key_service()
+    }
+
+    /// See [`crate::Vault::layout`].
+    pub fn layout(&self) -> Layout {
+        self.inner.layout()
     }
 
     /// The async vault inside.

@@ -1,5 +1,5 @@
-use serde::Serialize;
-use vault_format::{b64, Envelope, KeyBlob};
+use serde::{Serialize, Serializer};
+use vault_format::{b64, Envelope, KeyBlob, KeyBlobKind, Layout};
 
 use crate::Error;
 
@@ -7,8 +7,9 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Inspection {
-    /// `A12`, `A32`, `B` or `A-prime`.
-    pub layout: &'static str,
+    /// The layout; in JSON its name: `A12`, `A32`, `B` or `A-prime`.
+    #[serde(serialize_with = "by_name")]
+    pub layout: Layout,
     /// Length of the IV (nonce) in bytes.
     pub iv_len: usize,
     /// Length of the `encrypted_keys` blob in bytes.
@@ -20,8 +21,10 @@ pub struct Inspection {
     /// Length of the AES-GCM ciphertext in bytes, without the tag (equal to
     /// the plaintext's length).
     pub ciphertext_len: usize,
-    /// Who wrote the blob: `workos`, `local` or `unknown`.
-    pub key_blob_kind: &'static str,
+    /// Who wrote the blob; in JSON its name: `workos`, `local`, `transit`
+    /// or `unknown`.
+    #[serde(serialize_with = "by_name")]
+    pub key_blob_kind: KeyBlobKind,
     /// The blob's format version, when known.
     pub key_blob_version: Option<String>,
     /// The data key id, when the blob is of a known kind.
@@ -38,7 +41,7 @@ impl Inspection {
         let keys = envelope.encrypted_keys()?;
         let blob = KeyBlob::parse(&keys);
         Ok(Inspection {
-            layout: envelope.layout().name(),
+            layout: envelope.layout(),
             iv_len: envelope.iv().len(),
             keys_len: keys.len(),
             encrypted_keys: b64::encode(&keys),
@@ -54,4 +57,13 @@ impl Inspection {
             },
         })
     }
+}
+
+/// A layout or blob kind as its name (its `Display`), as the JSON of
+/// `vault inspect` always spelled it.
+fn by_name<S: Serializer>(
+    value: &impl std::fmt::Display,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }

@@ -14,23 +14,26 @@
 //! keyring of your own. This example keeps the keyring in memory:
 //!
 //! ```
-//! use vault::{KeyContext, LocalKeyService, Vault};
+//! use vault::{DecryptOptions, EncryptOptions, KeyContext, Layout, LocalKeyService, Vault};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let vault = Vault::new(LocalKeyService::ephemeral());
 //! let context = KeyContext::new().with("organization_id", "org_123")?;
 //!
-//! let ciphertext = vault.encrypt("keep it secret, keep it safe", &context, Some(b"user_42")).await?;
-//! let plaintext = vault.decrypt_to_string(&ciphertext, Some(b"user_42")).await?;
-//! assert_eq!(plaintext, "keep it secret, keep it safe");
+//! let ciphertext = vault.encrypt("keep it secret, keep it safe", &context).await?;
+//! let plaintext = vault.decrypt(&ciphertext).await?;
+//! assert_eq!(plaintext, b"keep it secret, keep it safe");
 //!
-//! // The wrong AAD is refused: AAD is what binds a ciphertext to its record.
-//! assert!(vault.decrypt(&ciphertext, Some(b"user_43")).await.is_err());
+//! // Associated data binds a ciphertext to its record; the wrong one is refused.
+//! let bound = vault.encrypt_with("card", &context, &EncryptOptions::new().aad(b"user_42")).await?;
+//! let opened = vault.decrypt_to_string(&bound, &DecryptOptions::new().aad(b"user_42")).await?;
+//! assert_eq!(opened, "card");
+//! assert!(vault.decrypt_with(&bound, &DecryptOptions::new().aad(b"user_43")).await.is_err());
 //!
 //! // Inspecting needs no key service.
-//! let info = Vault::inspect(&ciphertext)?;
-//! assert_eq!(info.layout, "A12");
+//! let info = vault::inspect(&ciphertext)?;
+//! assert_eq!(info.layout, Layout::A12);
 //! # Ok(())
 //! # }
 //! ```
@@ -50,7 +53,7 @@
 //! let service = HttpKeyService::builder().api_key("sk_live_...").build()?;
 //! let vault = Vault::builder().key_service(service).build()?;
 //! let context = KeyContext::new().with("organization_id", "org_01EHZNVPK3SFK441A1RGBFSHRT")?;
-//! let ciphertext = vault.encrypt(b"card number", &context, None).await?;
+//! let ciphertext = vault.encrypt(b"card number", &context).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -66,38 +69,55 @@
 //! - The wrapped keys inside a ciphertext are **not** covered by its GCM tag.
 //!   Swapping them only makes decryption fail, but nothing ties a ciphertext
 //!   to the database row it sits in unless you pass AAD (a record id, say)
-//!   to both `encrypt` and `decrypt`.
+//!   through [`EncryptOptions::aad`] and [`DecryptOptions::aad`].
 //! - A data key is random per message by default. With
 //!   [`CachingKeyService`] a key may be reused for several messages: fewer
 //!   key service calls, more data under one key.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `http` | yes | [`HttpKeyService`] (WorkOS's API over hyper and rustls with *ring*), [`RetryPolicy`], [`transport`] |
+//! | `transit` | yes | [`TransitKeyService`] (OpenBao / HashiCorp Vault Transit), chosen by `VAULT_TRANSIT_KEY` in [`Vault::from_env`]; implies `http` |
+//! | `blocking` | no | `blocking::Vault`, every operation without async |
+//!
+//! `vault-format`'s `simd` feature (SIMD base64) is always on here.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod env;
 mod error;
 mod inspect;
 mod migrate;
+mod options;
 
 #[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 
 use std::sync::Arc;
 
 pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use inspect::Inspection;
 pub use migrate::{Change, Migrated, Migration};
+pub use options::{DecryptOptions, EncryptOptions};
 pub use vault_api::wire;
 /// The error of a [`KeyService`]; inside [`Error::KeyService`].
 pub use vault_api::Error as KeyServiceError;
+/// The kind of a [`KeyServiceError`].
+pub use vault_api::ErrorKind as KeyServiceErrorKind;
 #[cfg(feature = "http")]
-pub use vault_api::{transport, HttpKeyService};
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use vault_api::{transport, HttpKeyService, HttpKeyServiceBuilder, RetryPolicy};
 pub use vault_api::{
-    CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, ErrorKind, KeyContext,
-    KeyService, ReusePolicy,
+    CacheConfig, CachingKeyService, ContextError, DataKey, DataKeyPair, KeyContext, KeyService,
+    ReusePolicy,
 };
 pub use vault_crypto::{MAX_PLAINTEXT_LEN, TAG_LEN};
-pub use vault_format::{b64, Layout, Sdk, UnknownSdk};
+pub use vault_format::{b64, Layout, Sdk, UnknownLayout, UnknownSdk};
 
 /// Room [`Vault::encrypt_in_place`] wants before the plaintext: the
 /// envelope's head (IV, tag and the key service's blob, which is a few
@@ -105,6 +125,7 @@ pub use vault_format::{b64, Layout, Sdk, UnknownSdk};
 pub const HEAD_ROOM: usize = 4096;
 pub use vault_local::{Keyring, LocalKeyService};
 #[cfg(feature = "transit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "transit")))]
 pub use vault_transit::{TransitKeyService, TransitKeyServiceBuilder};
 
 /// Encrypts and decrypts through a key service. Cheap to clone: clones
@@ -157,45 +178,44 @@ impl Vault {
         &*self.service
     }
 
-    /// The layout `encrypt` writes.
+    /// The layout `encrypt` writes, unless its options say otherwise.
     pub fn layout(&self) -> Layout {
         self.layout
     }
 
-    /// This vault, writing `layout` instead; see [`VaultBuilder::layout`].
-    pub fn with_layout(mut self, layout: Layout) -> Self {
-        self.layout = layout;
-        self
-    }
-
-    /// This vault, writing the layout `sdk` reads; see
-    /// [`VaultBuilder::for_sdk`].
-    pub fn for_sdk(self, sdk: Sdk) -> Self {
-        self.with_layout(sdk.layout())
-    }
-
-    /// Encrypts `plaintext` under a fresh data key for `context`, binding
-    /// `aad` (absent and empty are the same). Returns base64 text.
+    /// Encrypts `plaintext` under a fresh data key for `context`, with no
+    /// associated data, in the vault's layout. Returns base64 text.
     pub async fn encrypt(
         &self,
         plaintext: impl AsRef<[u8]>,
         context: &KeyContext,
-        aad: Option<&[u8]>,
+    ) -> Result<String, Error> {
+        self.encrypt_with(plaintext, context, &EncryptOptions::new())
+            .await
+    }
+
+    /// [`Vault::encrypt`] with associated data or another layout.
+    pub async fn encrypt_with(
+        &self,
+        plaintext: impl AsRef<[u8]>,
+        context: &KeyContext,
+        options: &EncryptOptions<'_>,
     ) -> Result<String, Error> {
         let plaintext = plaintext.as_ref();
+        let layout = options.layout.unwrap_or(self.layout);
         let pair = self.data_key_for(context, plaintext.len()).await?;
         let text = vault_crypto::seal_to_base64(
             &pair.data_key,
-            self.layout,
+            layout,
             &pair.encrypted_keys,
             plaintext,
-            aad.unwrap_or_default(),
+            options.aad,
         )?;
-        self.trace_encrypted(&pair, plaintext.len(), aad);
+        trace_encrypted(&pair, layout, plaintext.len(), options.aad);
         Ok(text)
     }
 
-    /// [`Vault::encrypt`] for large messages: seals the plaintext at
+    /// [`Vault::encrypt_with`] for large messages: seals the plaintext at
     /// `buf[offset..]` where it lies and returns where the envelope starts,
     /// so that `buf[start..]` is the envelope's bytes (base64-encode them,
     /// in pieces if you like, for the ciphertext text).
@@ -205,7 +225,7 @@ impl Vault {
     /// nothing is copied or reallocated. On error `buf` is wiped.
     ///
     /// ```
-    /// use vault::{KeyContext, LocalKeyService, Vault, HEAD_ROOM};
+    /// use vault::{DecryptOptions, EncryptOptions, KeyContext, LocalKeyService, Vault, HEAD_ROOM};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -214,9 +234,11 @@ impl Vault {
     /// let mut buf = vec![0u8; HEAD_ROOM];
     /// buf.extend_from_slice(b"imagine a few gigabytes");
     ///
-    /// let start = vault.encrypt_in_place(&mut buf, HEAD_ROOM, &context, None).await?;
+    /// let start = vault
+    ///     .encrypt_in_place(&mut buf, HEAD_ROOM, &context, &EncryptOptions::new())
+    ///     .await?;
     /// let mut envelope = buf.split_off(start);
-    /// vault.decrypt_in_place(&mut envelope, None, None).await?;
+    /// vault.decrypt_in_place(&mut envelope, &DecryptOptions::new()).await?;
     /// assert_eq!(envelope, b"imagine a few gigabytes");
     /// # Ok(())
     /// # }
@@ -226,19 +248,20 @@ impl Vault {
         buf: &mut Vec<u8>,
         offset: usize,
         context: &KeyContext,
-        aad: Option<&[u8]>,
+        options: &EncryptOptions<'_>,
     ) -> Result<usize, Error> {
         let plaintext_len = buf.len().saturating_sub(offset);
+        let layout = options.layout.unwrap_or(self.layout);
         let pair = self.data_key_for(context, plaintext_len).await?;
         let start = vault_crypto::seal_in_place(
             &pair.data_key,
-            self.layout,
+            layout,
             &pair.encrypted_keys,
             buf,
             offset,
-            aad.unwrap_or_default(),
+            options.aad,
         )?;
-        self.trace_encrypted(&pair, plaintext_len, aad);
+        trace_encrypted(&pair, layout, plaintext_len, options.aad);
         Ok(start)
     }
 
@@ -254,143 +277,59 @@ impl Vault {
             .await?)
     }
 
-    /// Ids, sizes and the layout only: never the key or the plaintext.
-    fn trace_encrypted(&self, pair: &DataKeyPair, plaintext_len: usize, aad: Option<&[u8]>) {
-        tracing::debug!(
-            data_key_id = pair.data_key.id(),
-            layout = %self.layout,
-            plaintext_len,
-            aad = aad.is_some(),
-            "vault encrypted a message"
-        );
-    }
-
-    /// [`Vault::encrypt`] for text.
-    pub async fn encrypt_str(
-        &self,
-        plaintext: &str,
-        context: &KeyContext,
-        aad: Option<&str>,
-    ) -> Result<String, Error> {
-        self.encrypt(plaintext, context, aad.map(str::as_bytes))
-            .await
-    }
-
-    /// Decrypts base64 ciphertext of any layout, with the `aad` given at
-    /// encryption.
+    /// Decrypts base64 ciphertext of any layout written without associated
+    /// data.
     ///
     /// The plaintext is decrypted inside the buffer the ciphertext was
     /// decoded into, so apart from the key service's call this makes one
     /// allocation: the returned plaintext.
-    pub async fn decrypt(&self, ciphertext: &str, aad: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        self.decrypt_layout(ciphertext, None, aad).await
+    pub async fn decrypt(&self, ciphertext: &str) -> Result<Vec<u8>, Error> {
+        self.decrypt_with(ciphertext, &DecryptOptions::new()).await
     }
 
-    /// [`Vault::decrypt`], reading the ciphertext as `layout` instead of
-    /// detecting it: for the rare ciphertext whose bytes fit two layouts,
-    /// when you know which SDK wrote it.
-    pub async fn decrypt_as(
+    /// [`Vault::decrypt`] with the associated data given at encryption,
+    /// or a forced layout.
+    pub async fn decrypt_with(
         &self,
         ciphertext: &str,
-        layout: Layout,
-        aad: Option<&[u8]>,
-    ) -> Result<Vec<u8>, Error> {
-        self.decrypt_layout(ciphertext, Some(layout), aad).await
-    }
-
-    async fn decrypt_layout(
-        &self,
-        ciphertext: &str,
-        layout: Option<Layout>,
-        aad: Option<&[u8]>,
+        options: &DecryptOptions<'_>,
     ) -> Result<Vec<u8>, Error> {
         let mut buf = Vec::new();
         vault_format::b64::decode_into(ciphertext, &mut buf)?;
-        self.decrypt_in_place(&mut buf, layout, aad).await?;
+        self.decrypt_in_place(&mut buf, options).await?;
         Ok(buf)
     }
 
     /// Decrypts the envelope bytes in `buf` (the ciphertext decoded from
     /// base64, see [`b64`]) where they lie: afterwards `buf` holds the
     /// plaintext. For large messages, with [`Vault::encrypt_in_place`].
-    /// `layout` forces a layout as in [`Vault::decrypt_as`]. If opening
-    /// fails, `buf` is wiped and emptied.
+    /// If opening fails, `buf` is wiped and emptied.
     pub async fn decrypt_in_place(
         &self,
         buf: &mut Vec<u8>,
-        layout: Option<Layout>,
-        aad: Option<&[u8]>,
+        options: &DecryptOptions<'_>,
     ) -> Result<(), Error> {
         let (layout, key) = {
-            let envelope = parse_envelope(buf, layout)?;
+            let envelope = parse_envelope(buf, options.layout)?;
             let key = self
                 .service()
                 .decrypt_data_key(&envelope.encrypted_keys()?)
                 .await?;
             (envelope.layout(), key)
         };
-        vault_crypto::open_in_place(&key, buf, Some(layout), aad.unwrap_or_default())?;
+        vault_crypto::open_in_place(&key, buf, Some(layout), options.aad)?;
         Ok(())
     }
 
-    /// Decrypts offline with a data key you already hold (from
-    /// [`Vault::decrypt_data_key`], say): no key service call. `layout`
-    /// forces a layout as in [`Vault::decrypt_as`]; `None` detects it.
-    ///
-    /// ```
-    /// use vault::{KeyContext, LocalKeyService, Vault};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let vault = Vault::new(LocalKeyService::ephemeral());
-    /// let context = KeyContext::new().with("organization_id", "org_123")?;
-    /// let ciphertext = vault.encrypt("hi", &context, None).await?;
-    ///
-    /// let keys = Vault::inspect(&ciphertext)?.encrypted_keys;
-    /// let key = vault.decrypt_data_key_base64(&keys).await?;
-    /// assert_eq!(Vault::decrypt_with_data_key(&ciphertext, &key, None, None)?, b"hi");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn decrypt_with_data_key(
-        ciphertext: &str,
-        data_key: &DataKey,
-        layout: Option<Layout>,
-        aad: Option<&[u8]>,
-    ) -> Result<Vec<u8>, Error> {
-        let mut buf = vault_format::b64::decode(ciphertext)?;
-        Vault::decrypt_in_place_with_data_key(&mut buf, data_key, layout, aad)?;
-        Ok(buf)
-    }
-
-    /// [`Vault::decrypt_with_data_key`] on envelope bytes, in place, as
-    /// [`Vault::decrypt_in_place`] does.
-    pub fn decrypt_in_place_with_data_key(
-        buf: &mut Vec<u8>,
-        data_key: &DataKey,
-        layout: Option<Layout>,
-        aad: Option<&[u8]>,
-    ) -> Result<(), Error> {
-        Ok(vault_crypto::open_in_place(
-            data_key,
-            buf,
-            layout,
-            aad.unwrap_or_default(),
-        )?)
-    }
-
-    /// [`Vault::decrypt`] to a `String`; plaintext that is not UTF-8 is an
-    /// error (and is wiped).
+    /// [`Vault::decrypt_with`] to a `String`; plaintext that is not UTF-8
+    /// is an error (and is wiped).
     pub async fn decrypt_to_string(
         &self,
         ciphertext: &str,
-        aad: Option<&[u8]>,
+        options: &DecryptOptions<'_>,
     ) -> Result<String, Error> {
-        let bytes = self.decrypt(ciphertext, aad).await?;
-        String::from_utf8(bytes).map_err(|error| {
-            zeroize::Zeroize::zeroize(&mut error.into_bytes());
-            Error::NotUtf8
-        })
+        let bytes = self.decrypt_with(ciphertext, options).await?;
+        utf8(bytes)
     }
 
     /// Creates a data key for `context` (for callers doing their own
@@ -440,11 +379,91 @@ impl Vault {
         );
         Ok(rekeyed.to_base64())
     }
+}
 
-    /// Describes a ciphertext offline: no key service call, no key needed.
-    pub fn inspect(ciphertext: &str) -> Result<Inspection, Error> {
-        Inspection::of(ciphertext)
-    }
+/// Ids, sizes and the layout only: never the key or the plaintext.
+fn trace_encrypted(pair: &DataKeyPair, layout: Layout, plaintext_len: usize, aad: &[u8]) {
+    tracing::debug!(
+        data_key_id = pair.data_key.id(),
+        %layout,
+        plaintext_len,
+        aad = !aad.is_empty(),
+        "vault encrypted a message"
+    );
+}
+
+/// The plaintext as text, or [`Error::NotUtf8`] (and the bytes wiped).
+fn utf8(bytes: Vec<u8>) -> Result<String, Error> {
+    String::from_utf8(bytes).map_err(|error| {
+        zeroize::Zeroize::zeroize(&mut error.into_bytes());
+        Error::NotUtf8
+    })
+}
+
+/// Describes a ciphertext offline: no key service call, no key needed.
+///
+/// ```
+/// use vault::{EncryptOptions, KeyContext, Layout, LocalKeyService, Vault};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vault = Vault::new(LocalKeyService::ephemeral());
+/// let context = KeyContext::new().with("organization_id", "org_123")?;
+/// let options = EncryptOptions::new().layout(Layout::B);
+/// let ciphertext = vault.encrypt_with("hi", &context, &options).await?;
+///
+/// let info = vault::inspect(&ciphertext)?;
+/// assert_eq!(info.layout, Layout::B);
+/// assert_eq!(info.ciphertext_len, 2);
+/// # Ok(())
+/// # }
+/// ```
+pub fn inspect(ciphertext: &str) -> Result<Inspection, Error> {
+    Inspection::of(ciphertext)
+}
+
+/// Decrypts offline with a data key you already hold (from
+/// [`Vault::decrypt_data_key`], say): no key service call.
+///
+/// ```
+/// use vault::{DecryptOptions, KeyContext, LocalKeyService, Vault};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vault = Vault::new(LocalKeyService::ephemeral());
+/// let context = KeyContext::new().with("organization_id", "org_123")?;
+/// let ciphertext = vault.encrypt("hi", &context).await?;
+///
+/// let keys = vault::inspect(&ciphertext)?.encrypted_keys;
+/// let key = vault.decrypt_data_key_base64(&keys).await?;
+/// let plaintext = vault::decrypt_with_data_key(&ciphertext, &key, &DecryptOptions::new())?;
+/// assert_eq!(plaintext, b"hi");
+/// # Ok(())
+/// # }
+/// ```
+pub fn decrypt_with_data_key(
+    ciphertext: &str,
+    data_key: &DataKey,
+    options: &DecryptOptions<'_>,
+) -> Result<Vec<u8>, Error> {
+    let mut buf = vault_format::b64::decode(ciphertext)?;
+    decrypt_in_place_with_data_key(&mut buf, data_key, options)?;
+    Ok(buf)
+}
+
+/// [`decrypt_with_data_key`] on envelope bytes, in place, as
+/// [`Vault::decrypt_in_place`] does.
+pub fn decrypt_in_place_with_data_key(
+    buf: &mut Vec<u8>,
+    data_key: &DataKey,
+    options: &DecryptOptions<'_>,
+) -> Result<(), Error> {
+    Ok(vault_crypto::open_in_place(
+        data_key,
+        buf,
+        options.layout,
+        options.aad,
+    )?)
 }
 
 /// Parses an envelope, as `layout` when given, else detecting the layout.

@@ -116,21 +116,21 @@ impl<T> Cache<T> {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let vault = Vault::new(LocalKeyService::ephemeral());
 /// let context = KeyContext::new().with("organization_id", "org_123")?;
-/// let a12 = vault.encrypt("hi", &context, Some(b"row 7")).await?;
+/// let a12 = vault.encrypt_with("hi", &context, &vault::EncryptOptions::new().aad(b"row 7")).await?;
 ///
 /// // Go >= 7 and the Rust crate read layout B only: offline re-framing.
 /// let migration = vault.migration(Layout::B);
-/// let migrated = migration.migrate(&a12, None).await?;
+/// let migrated = migration.migrate(&a12, b"").await?;
 /// assert_eq!(migrated.change, Change::Reframed);
 /// assert_eq!(migration.key_service_calls(), 0);
-/// assert_eq!(vault.decrypt(&migrated.ciphertext, Some(b"row 7")).await?, b"hi");
+/// assert_eq!(vault.decrypt_with(&migrated.ciphertext, &vault::DecryptOptions::new().aad(b"row 7")).await?, b"hi");
 ///
 /// // Already B: unchanged.
-/// assert_eq!(migration.migrate(&migrated.ciphertext, None).await?.change, Change::Unchanged);
+/// assert_eq!(migration.migrate(&migrated.ciphertext, b"").await?.change, Change::Unchanged);
 ///
 /// // Another tenant's context: the blob is rewrapped, the payload kept.
 /// let other = KeyContext::new().with("organization_id", "org_456")?;
-/// let moved = vault.migration(Layout::B).with_context(other).migrate(&a12, None).await?;
+/// let moved = vault.migration(Layout::B).with_context(other).migrate(&a12, b"").await?;
 /// assert_eq!(moved.change, Change::Rekeyed);
 /// # Ok(())
 /// # }
@@ -208,13 +208,12 @@ impl Migration {
     /// [`Error::KeyService`] when the key service refuses the blob,
     /// [`Error::Decrypt`] for a wrong `aad`, [`Error::Config`] when moving
     /// to another key service without a context.
-    pub async fn migrate(&self, ciphertext: &str, aad: Option<&[u8]>) -> Result<Migrated, Error> {
+    pub async fn migrate(&self, ciphertext: &str, aad: &[u8]) -> Result<Migrated, Error> {
         let mut buf = Vec::new();
         b64::decode_into(ciphertext, &mut buf)?;
         let envelope = Envelope::parse(&buf)?;
         let from = envelope.layout();
         let blob = envelope.encrypted_keys()?;
-        let aad = aad.unwrap_or_default();
 
         if let Some(target) = &self.target {
             match self.key(&self.keys, &*self.source, &blob).await {
@@ -297,13 +296,7 @@ impl Migration {
     /// vault's key service, `migrated` with the target service if one was
     /// given. Data keys come from the migration's caches, so verifying
     /// right after migrating usually costs no extra call for keyed paths.
-    pub async fn verify(
-        &self,
-        original: &str,
-        migrated: &str,
-        aad: Option<&[u8]>,
-    ) -> Result<bool, Error> {
-        let aad = aad.unwrap_or_default();
+    pub async fn verify(&self, original: &str, migrated: &str, aad: &[u8]) -> Result<bool, Error> {
         let before = self.open_text(original, &self.keys, &*self.source, aad);
         let before = match (before.await, &self.target) {
             (Ok(plaintext), _) => plaintext,

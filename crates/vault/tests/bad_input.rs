@@ -42,11 +42,19 @@ async fn swapped_keys_regions_fail_with_the_opaque_error() {
             .expect("a vault");
         // Same context, same AAD, same plaintext: only the data keys differ.
         let first = vault
-            .encrypt("same plaintext", &context("org_1"), Some(b"row_1"))
+            .encrypt_with(
+                "same plaintext",
+                &context("org_1"),
+                &vault::EncryptOptions::new().aad(b"row_1"),
+            )
             .await
             .expect("encrypt");
         let second = vault
-            .encrypt("same plaintext", &context("org_1"), Some(b"row_1"))
+            .encrypt_with(
+                "same plaintext",
+                &context("org_1"),
+                &vault::EncryptOptions::new().aad(b"row_1"),
+            )
             .await
             .expect("encrypt");
         for (ciphertext, donor) in [(&first, &second), (&second, &first)] {
@@ -54,7 +62,7 @@ async fn swapped_keys_regions_fail_with_the_opaque_error() {
             // Both blobs are genuine: the key service unwraps the donor's
             // data key, and the tag check refuses it.
             let error = vault
-                .decrypt(&swapped, Some(b"row_1"))
+                .decrypt_with(&swapped, &vault::DecryptOptions::new().aad(b"row_1"))
                 .await
                 .expect_err("a swapped keys region");
             assert!(matches!(error, Error::Decrypt), "{layout}: {error:?}");
@@ -65,7 +73,10 @@ async fn swapped_keys_regions_fail_with_the_opaque_error() {
         }
         // Unswapped, both still open.
         assert_eq!(
-            vault.decrypt(&first, Some(b"row_1")).await.expect("opens"),
+            vault
+                .decrypt_with(&first, &vault::DecryptOptions::new().aad(b"row_1"))
+                .await
+                .expect("opens"),
             b"same plaintext"
         );
     }
@@ -75,7 +86,11 @@ async fn swapped_keys_regions_fail_with_the_opaque_error() {
 async fn tampered_tags_fail_with_the_opaque_error() {
     let vault = Vault::new(LocalKeyService::ephemeral());
     let ciphertext = vault
-        .encrypt("tag me", &context("org_1"), Some(b"row_1"))
+        .encrypt_with(
+            "tag me",
+            &context("org_1"),
+            &vault::EncryptOptions::new().aad(b"row_1"),
+        )
         .await
         .expect("encrypt");
     let bytes = b64::decode(&ciphertext).expect("base64");
@@ -84,7 +99,10 @@ async fn tampered_tags_fail_with_the_opaque_error() {
         let mut tampered = bytes.clone();
         tampered[i] ^= 0x01;
         let error = vault
-            .decrypt(&b64::encode(&tampered), Some(b"row_1"))
+            .decrypt_with(
+                &b64::encode(&tampered),
+                &vault::DecryptOptions::new().aad(b"row_1"),
+            )
             .await
             .expect_err("a tampered tag");
         assert!(matches!(error, Error::Decrypt), "byte {i}: {error:?}");
@@ -101,12 +119,19 @@ async fn wrong_aad_fails_with_the_opaque_error() {
             .build()
             .expect("a vault");
         let ciphertext = vault
-            .encrypt("bound to row 1", &context("org_1"), Some(b"row_1"))
+            .encrypt_with(
+                "bound to row 1",
+                &context("org_1"),
+                &vault::EncryptOptions::new().aad(b"row_1"),
+            )
             .await
             .expect("encrypt");
         for aad in [Some(&b"row_2"[..]), None, Some(b"row_1\0")] {
             let error = vault
-                .decrypt(&ciphertext, aad)
+                .decrypt_with(
+                    &ciphertext,
+                    &vault::DecryptOptions::new().aad(aad.unwrap_or_default()),
+                )
                 .await
                 .expect_err("a wrong AAD");
             assert!(
@@ -121,7 +146,7 @@ async fn wrong_aad_fails_with_the_opaque_error() {
 async fn a_tampered_keys_region_is_refused_by_the_key_service() {
     let vault = Vault::new(LocalKeyService::ephemeral());
     let ciphertext = vault
-        .encrypt("x", &context("org_1"), None)
+        .encrypt("x", &context("org_1"))
         .await
         .expect("encrypt");
     let bytes = b64::decode(&ciphertext).expect("base64");
@@ -129,12 +154,12 @@ async fn a_tampered_keys_region_is_refused_by_the_key_service() {
     let mut tampered = bytes.clone();
     tampered[keys.end - 1] ^= 0x01;
     let error = vault
-        .decrypt(&b64::encode(&tampered), None)
+        .decrypt(&b64::encode(&tampered))
         .await
         .expect_err("a tampered blob");
     assert_eq!(
         error.key_service().map(|e| e.kind()),
-        Some(vault::ErrorKind::InvalidKeys),
+        Some(vault::KeyServiceErrorKind::InvalidKeys),
         "{error:?}"
     );
 }

@@ -26,11 +26,18 @@ async fn round_trips_in_every_layout() {
             &[0u8; 70_000][..],
         ] {
             let ciphertext = vault
-                .encrypt(plaintext, &context("org_1"), Some(b"row-7"))
+                .encrypt_with(
+                    plaintext,
+                    &context("org_1"),
+                    &vault::EncryptOptions::new().aad(b"row-7"),
+                )
                 .await
                 .unwrap();
-            assert_eq!(Vault::inspect(&ciphertext).unwrap().layout, layout.name());
-            let opened = vault.decrypt(&ciphertext, Some(b"row-7")).await.unwrap();
+            assert_eq!(vault::inspect(&ciphertext).unwrap().layout, layout);
+            let opened = vault
+                .decrypt_with(&ciphertext, &vault::DecryptOptions::new().aad(b"row-7"))
+                .await
+                .unwrap();
             assert_eq!(opened, plaintext, "{layout}");
         }
     }
@@ -39,27 +46,30 @@ async fn round_trips_in_every_layout() {
 #[tokio::test]
 async fn absent_and_empty_aad_are_the_same_and_wrong_aad_fails() {
     let vault = Vault::new(LocalKeyService::ephemeral());
-    let ciphertext = vault
-        .encrypt_str("secret", &context("org_1"), None)
-        .await
-        .unwrap();
+    let ciphertext = vault.encrypt("secret", &context("org_1")).await.unwrap();
     assert_eq!(
         vault
-            .decrypt_to_string(&ciphertext, Some(b""))
+            .decrypt_to_string(&ciphertext, &vault::DecryptOptions::new().aad(b""))
             .await
             .unwrap(),
         "secret"
     );
     assert!(matches!(
-        vault.decrypt(&ciphertext, Some(b"other")).await,
+        vault
+            .decrypt_with(&ciphertext, &vault::DecryptOptions::new().aad(b"other"))
+            .await,
         Err(Error::Decrypt)
     ));
     let with_aad = vault
-        .encrypt_str("secret", &context("org_1"), Some("a"))
+        .encrypt_with(
+            "secret",
+            &context("org_1"),
+            &vault::EncryptOptions::new().aad(b"a"),
+        )
         .await
         .unwrap();
     assert!(matches!(
-        vault.decrypt(&with_aad, None).await,
+        vault.decrypt(&with_aad).await,
         Err(Error::Decrypt)
     ));
 }
@@ -68,7 +78,11 @@ async fn absent_and_empty_aad_are_the_same_and_wrong_aad_fails() {
 async fn rekey_changes_only_the_keys_region() {
     let vault = Vault::new(LocalKeyService::ephemeral());
     let original = vault
-        .encrypt("payload", &context("org_1"), Some(b"aad"))
+        .encrypt_with(
+            "payload",
+            &context("org_1"),
+            &vault::EncryptOptions::new().aad(b"aad"),
+        )
         .await
         .unwrap();
     let rekeyed = vault.rekey(&original, &context("org_2")).await.unwrap();
@@ -94,7 +108,7 @@ async fn rekey_changes_only_the_keys_region() {
     );
     assert_eq!(
         vault
-            .decrypt_to_string(&rekeyed, Some(b"aad"))
+            .decrypt_to_string(&rekeyed, &vault::DecryptOptions::new().aad(b"aad"))
             .await
             .unwrap(),
         "payload"
@@ -114,27 +128,25 @@ async fn data_keys_round_trip() {
 async fn bad_input_gets_typed_errors() {
     let vault = Vault::new(LocalKeyService::ephemeral());
     assert!(matches!(
-        vault.decrypt("not base64!", None).await,
+        vault.decrypt("not base64!").await,
         Err(Error::Format(_))
     ));
     assert!(matches!(
-        vault.decrypt("", None).await,
+        vault.decrypt("").await,
         Err(Error::Format(vault_format::Error::Empty))
     ));
-    let error = vault
-        .encrypt("x", &KeyContext::new(), None)
-        .await
-        .unwrap_err();
+    let error = vault.encrypt("x", &KeyContext::new()).await.unwrap_err();
     assert_eq!(
         error.key_service().map(|e| e.kind()),
-        Some(vault::ErrorKind::InvalidContext)
+        Some(vault::KeyServiceErrorKind::InvalidContext)
     );
-    let binary = vault
-        .encrypt([0xff, 0xfe], &context("o"), None)
-        .await
-        .unwrap();
+    assert_eq!(error.kind(), vault::ErrorKind::InvalidContext);
+    assert!(!error.to_string().contains("key service"), "{error}");
+    let binary = vault.encrypt([0xff, 0xfe], &context("o")).await.unwrap();
     assert!(matches!(
-        vault.decrypt_to_string(&binary, None).await,
+        vault
+            .decrypt_to_string(&binary, &vault::DecryptOptions::new())
+            .await,
         Err(Error::NotUtf8)
     ));
 }
@@ -142,33 +154,32 @@ async fn bad_input_gets_typed_errors() {
 #[tokio::test]
 async fn inspect_reads_offline() {
     let vault = Vault::new(LocalKeyService::ephemeral());
-    let ciphertext = vault
-        .encrypt("12345", &context("org_1"), None)
-        .await
-        .unwrap();
-    let info = Vault::inspect(&ciphertext).unwrap();
+    let ciphertext = vault.encrypt("12345", &context("org_1")).await.unwrap();
+    let info = vault::inspect(&ciphertext).unwrap();
     assert_eq!(
         (info.layout, info.iv_len, info.ciphertext_len),
-        ("A12", 12, 5)
+        (Layout::A12, 12, 5)
     );
-    assert_eq!(info.key_blob_kind, "local");
+    assert_eq!(info.key_blob_kind.name(), "local");
     assert_eq!(info.keyring_version, Some(1));
     assert_eq!(info.data_key_id.as_deref().map(str::len), Some(36));
 }
 
 #[tokio::test]
 async fn decrypt_as_forces_the_layout_and_refuses_the_wrong_one() {
-    let vault = Vault::new(LocalKeyService::ephemeral()).with_layout(Layout::B);
+    let vault = Vault::new(LocalKeyService::ephemeral());
+    let as_b = vault::EncryptOptions::new().layout(Layout::B);
     let ciphertext = vault
-        .encrypt(b"forced", &context("org_1"), None)
+        .encrypt_with(b"forced", &context("org_1"), &as_b)
         .await
         .unwrap();
+    let read_as = |layout| vault::DecryptOptions::new().layout(layout);
     let opened = vault
-        .decrypt_as(&ciphertext, Layout::B, None)
+        .decrypt_with(&ciphertext, &read_as(Layout::B))
         .await
         .unwrap();
     assert_eq!(opened, b"forced");
-    let wrong = vault.decrypt_as(&ciphertext, Layout::A12, None).await;
+    let wrong = vault.decrypt_with(&ciphertext, &read_as(Layout::A12)).await;
     assert!(
         matches!(
             wrong,
@@ -182,22 +193,31 @@ async fn decrypt_as_forces_the_layout_and_refuses_the_wrong_one() {
 async fn decrypt_with_a_held_data_key_needs_no_key_service() {
     let vault = Vault::new(LocalKeyService::ephemeral());
     let ciphertext = vault
-        .encrypt(b"offline", &context("org_1"), Some(b"row"))
+        .encrypt_with(
+            b"offline",
+            &context("org_1"),
+            &vault::EncryptOptions::new().aad(b"row"),
+        )
         .await
         .unwrap();
-    let keys = Vault::inspect(&ciphertext).unwrap().encrypted_keys;
+    let keys = vault::inspect(&ciphertext).unwrap().encrypted_keys;
     let key = vault.decrypt_data_key_base64(&keys).await.unwrap();
     drop(vault);
-    for layout in [None, Some(Layout::A12)] {
-        let opened = Vault::decrypt_with_data_key(&ciphertext, &key, layout, Some(b"row")).unwrap();
+    let row = vault::DecryptOptions::new().aad(b"row");
+    for options in [row, row.layout(Layout::A12)] {
+        let opened = vault::decrypt_with_data_key(&ciphertext, &key, &options).unwrap();
         assert_eq!(opened, b"offline");
     }
     assert!(matches!(
-        Vault::decrypt_with_data_key(&ciphertext, &key, None, Some(b"other")),
+        vault::decrypt_with_data_key(
+            &ciphertext,
+            &key,
+            &vault::DecryptOptions::new().aad(b"other")
+        ),
         Err(Error::Decrypt)
     ));
     assert!(matches!(
-        Vault::decrypt_with_data_key(&ciphertext, &key, Some(Layout::B), Some(b"row")),
+        vault::decrypt_with_data_key(&ciphertext, &key, &row.layout(Layout::B)),
         Err(Error::Format(_) | Error::Decrypt)
     ));
 }
@@ -216,12 +236,20 @@ async fn in_place_encryption_reads_like_any_other_ciphertext() {
             let mut buf = vec![0u8; room];
             buf.extend_from_slice(&plaintext);
             let start = vault
-                .encrypt_in_place(&mut buf, room, &context("org_1"), Some(b"row"))
+                .encrypt_in_place(
+                    &mut buf,
+                    room,
+                    &context("org_1"),
+                    &vault::EncryptOptions::new().aad(b"row"),
+                )
                 .await
                 .unwrap();
             let text = vault::b64::encode(&buf[start..]);
-            assert_eq!(Vault::inspect(&text).unwrap().layout, layout.name());
-            let opened = vault.decrypt(&text, Some(b"row")).await.unwrap();
+            assert_eq!(vault::inspect(&text).unwrap().layout, layout);
+            let opened = vault
+                .decrypt_with(&text, &vault::DecryptOptions::new().aad(b"row"))
+                .await
+                .unwrap();
             assert_eq!(opened, plaintext, "{layout} room {room}");
 
             let mut envelope = buf[start..].to_vec();
@@ -229,7 +257,7 @@ async fn in_place_encryption_reads_like_any_other_ciphertext() {
             // A current-thread runtime: the open runs on this thread.
             record_wipes();
             let wrong = vault
-                .decrypt_in_place(&mut envelope, None, Some(b"other"))
+                .decrypt_in_place(&mut envelope, &vault::DecryptOptions::new().aad(b"other"))
                 .await;
             assert!(matches!(wrong, Err(Error::Decrypt)));
             assert!(envelope.is_empty(), "a failed open empties the buffer");

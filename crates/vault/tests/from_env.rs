@@ -24,7 +24,9 @@ fn clear() {
 fn config_error() -> String {
     match Vault::from_env() {
         Err(error @ vault::Error::Config(_)) => error.to_string(),
-        Err(vault::Error::KeyService(error)) if error.kind() == vault::ErrorKind::Config => {
+        Err(vault::Error::KeyService(error))
+            if error.kind() == vault::KeyServiceErrorKind::Config =>
+        {
             error.to_string()
         }
         other => panic!("expected a configuration error, got {other:?}"),

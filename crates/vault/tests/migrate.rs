@@ -14,58 +14,70 @@ fn context(org: &str) -> KeyContext {
 #[tokio::test]
 async fn a32_is_resealed_with_one_call_per_distinct_blob() {
     let vault = Vault::new(LocalKeyService::ephemeral());
-    let a32 = vault.clone().with_layout(Layout::A32);
+    let a32 = Vault::builder()
+        .shared_key_service(vault.key_service().clone())
+        .layout(Layout::A32)
+        .build()
+        .unwrap();
     let one = a32
-        .encrypt("one", &context("o"), Some(b"r1"))
+        .encrypt_with(
+            "one",
+            &context("o"),
+            &vault::EncryptOptions::new().aad(b"r1"),
+        )
         .await
         .unwrap();
     let two = a32
-        .encrypt("two", &context("o"), Some(b"r2"))
+        .encrypt_with(
+            "two",
+            &context("o"),
+            &vault::EncryptOptions::new().aad(b"r2"),
+        )
         .await
         .unwrap();
     for to in [Layout::A12, Layout::B, Layout::APrime] {
         let migration = vault.migration(to);
         for (text, aad) in [(&one, b"r1"), (&two, b"r2"), (&one, b"r1")] {
-            let migrated = migration.migrate(text, Some(aad)).await.unwrap();
+            let migrated = migration.migrate(text, aad).await.unwrap();
             assert_eq!(
                 (migrated.from, migrated.change),
                 (Layout::A32, Change::Resealed)
             );
-            assert_eq!(
-                Vault::inspect(&migrated.ciphertext).unwrap().layout,
-                to.name()
-            );
+            assert_eq!(vault::inspect(&migrated.ciphertext).unwrap().layout, to);
             // The keys blob is kept.
             assert_eq!(
-                Vault::inspect(&migrated.ciphertext).unwrap().encrypted_keys,
-                Vault::inspect(text).unwrap().encrypted_keys
+                vault::inspect(&migrated.ciphertext).unwrap().encrypted_keys,
+                vault::inspect(text).unwrap().encrypted_keys
             );
             assert!(migration
-                .verify(text, &migrated.ciphertext, Some(aad))
+                .verify(text, &migrated.ciphertext, aad)
                 .await
                 .unwrap());
         }
         assert_eq!(migration.key_service_calls(), 2, "{to}");
         // Resealing needs the AAD: a wrong one is refused, nothing written.
         assert!(matches!(
-            migration.migrate(&one, Some(b"r2")).await,
+            migration.migrate(&one, b"r2").await,
             Err(vault::Error::Decrypt)
         ));
     }
     // And back to A32, from a 12-byte layout.
     let b = vault
         .migration(Layout::B)
-        .migrate(&one, Some(b"r1"))
+        .migrate(&one, b"r1")
         .await
         .unwrap();
     let back = vault
         .migration(Layout::A32)
-        .migrate(&b.ciphertext, Some(b"r1"))
+        .migrate(&b.ciphertext, b"r1")
         .await
         .unwrap();
     assert_eq!(back.change, Change::Resealed);
     assert_eq!(
-        vault.decrypt(&back.ciphertext, Some(b"r1")).await.unwrap(),
+        vault
+            .decrypt_with(&back.ciphertext, &vault::DecryptOptions::new().aad(b"r1"))
+            .await
+            .unwrap(),
         b"one"
     );
 }
@@ -74,15 +86,19 @@ async fn a32_is_resealed_with_one_call_per_distinct_blob() {
 async fn a_new_context_rekeys_the_blob_and_a_rerun_changes_nothing() {
     let vault = Vault::new(LocalKeyService::ephemeral());
     let a12 = vault
-        .encrypt("hi", &context("old"), Some(b"r"))
+        .encrypt_with(
+            "hi",
+            &context("old"),
+            &vault::EncryptOptions::new().aad(b"r"),
+        )
         .await
         .unwrap();
     let migration = vault.migration(Layout::B).with_context(context("new"));
-    let moved = migration.migrate(&a12, None).await.unwrap();
+    let moved = migration.migrate(&a12, b"").await.unwrap();
     assert_eq!(moved.change, Change::Rekeyed);
-    let before = Vault::inspect(&a12).unwrap();
-    let after = Vault::inspect(&moved.ciphertext).unwrap();
-    assert_eq!(after.layout, "B");
+    let before = vault::inspect(&a12).unwrap();
+    let after = vault::inspect(&moved.ciphertext).unwrap();
+    assert_eq!(after.layout, Layout::B);
     // IV, tag and payload are kept: the keys region is outside the tag.
     let (old_bytes, new_bytes) = (
         vault::b64::decode(&a12).unwrap(),
@@ -100,7 +116,10 @@ async fn a_new_context_rekeys_the_blob_and_a_rerun_changes_nothing() {
     let blob = vault::b64::decode(&after.encrypted_keys).unwrap();
     assert_eq!(vault_local_context(&blob), Some(context("new")));
     assert_eq!(
-        vault.decrypt(&moved.ciphertext, Some(b"r")).await.unwrap(),
+        vault
+            .decrypt_with(&moved.ciphertext, &vault::DecryptOptions::new().aad(b"r"))
+            .await
+            .unwrap(),
         b"hi"
     );
     // The old context's key no longer opens it: the same blob claiming
@@ -111,11 +130,11 @@ async fn a_new_context_rekeys_the_blob_and_a_rerun_changes_nothing() {
     assert_eq!(vault_local_context(&forged), Some(context("old")));
     assert!(vault.decrypt_data_key(&forged).await.is_err());
     assert!(migration
-        .verify(&a12, &moved.ciphertext, Some(b"r"))
+        .verify(&a12, &moved.ciphertext, b"r")
         .await
         .unwrap());
     // Idempotent: already B under the new context.
-    let again = migration.migrate(&moved.ciphertext, None).await.unwrap();
+    let again = migration.migrate(&moved.ciphertext, b"").await.unwrap();
     assert_eq!(again.change, Change::Unchanged);
     assert_eq!(again.ciphertext, moved.ciphertext);
 }
@@ -132,38 +151,38 @@ async fn moving_to_another_service_reencrypts_and_a_rerun_changes_nothing() {
         .shared_key_service(Arc::clone(&new))
         .build()
         .unwrap();
-    let text = old.encrypt("hi", &context("o"), Some(b"r")).await.unwrap();
+    let text = old
+        .encrypt_with("hi", &context("o"), &vault::EncryptOptions::new().aad(b"r"))
+        .await
+        .unwrap();
 
     let without_context = old.migration(Layout::A12).to_service(Arc::clone(&new));
-    let error = without_context
-        .migrate(&text, Some(b"r"))
-        .await
-        .unwrap_err();
+    let error = without_context.migrate(&text, b"r").await.unwrap_err();
     assert!(error.to_string().contains("--context"), "{error}");
 
     let migration = old
         .migration(Layout::B)
         .with_context(context("o"))
         .to_service(Arc::clone(&new));
-    let moved = migration.migrate(&text, Some(b"r")).await.unwrap();
+    let moved = migration.migrate(&text, b"r").await.unwrap();
     assert_eq!(moved.change, Change::Reencrypted);
     assert_eq!(
         new_vault
-            .decrypt(&moved.ciphertext, Some(b"r"))
+            .decrypt_with(&moved.ciphertext, &vault::DecryptOptions::new().aad(b"r"))
             .await
             .unwrap(),
         b"hi"
     );
-    assert!(old.decrypt(&moved.ciphertext, Some(b"r")).await.is_err());
+    assert!(old
+        .decrypt_with(&moved.ciphertext, &vault::DecryptOptions::new().aad(b"r"))
+        .await
+        .is_err());
     assert!(migration
-        .verify(&text, &moved.ciphertext, Some(b"r"))
+        .verify(&text, &moved.ciphertext, b"r")
         .await
         .unwrap());
 
-    let again = migration
-        .migrate(&moved.ciphertext, Some(b"r"))
-        .await
-        .unwrap();
+    let again = migration.migrate(&moved.ciphertext, b"r").await.unwrap();
     assert_eq!(again.change, Change::Unchanged);
 }
 
@@ -173,7 +192,7 @@ async fn not_a_ciphertext_is_a_format_error() {
     let migration = vault.migration(Layout::B);
     for bad in ["", "hello world", "AAAA"] {
         assert!(matches!(
-            migration.migrate(bad, None).await,
+            migration.migrate(bad, b"").await,
             Err(vault::Error::Format(_))
         ));
     }

@@ -15,15 +15,10 @@ use super::tls::CaBundle;
 use super::transport::{HyperTransport, Transport};
 use super::{config_error, HttpKeyService, Inner};
 use crate::wire::{self, SecretString};
-use crate::Error;
+use crate::{Error, RetryPolicy};
 
 /// WorkOS's API.
 const DEFAULT_BASE_URL: &str = "https://api.workos.com";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
-const DEFAULT_MAX_RETRIES: u32 = 3;
-const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(500);
-const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
 
 /// Configures an [`HttpKeyService`].
 ///
@@ -32,6 +27,7 @@ const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
 /// | [`api_key`](Self::api_key) | required |
 /// | [`base_url`](Self::base_url) | `https://api.workos.com` |
 /// | [`allow_insecure_http`](Self::allow_insecure_http) (plain `http://` beyond loopback) | off (`WORKOS_VAULT_ALLOW_INSECURE_HTTP=1` turns it on) |
+/// | [`retry_policy`](Self::retry_policy) | [`RetryPolicy::new`], whose settings follow |
 /// | [`timeout`](Self::timeout) (per attempt) | 30 s |
 /// | [`deadline`](Self::deadline) (whole call, retries included) | 2 min |
 /// | [`max_retries`](Self::max_retries) | 3 |
@@ -47,11 +43,7 @@ const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(8);
 pub struct HttpKeyServiceBuilder {
     api_key: Option<SecretString>,
     base_url: String,
-    timeout: Duration,
-    deadline: Duration,
-    max_retries: u32,
-    backoff_base: Duration,
-    backoff_cap: Duration,
+    policy: RetryPolicy,
     user_agent: String,
     tls_config: Option<rustls::ClientConfig>,
     ca_bundle: Option<CaBundle>,
@@ -76,11 +68,7 @@ impl HttpKeyServiceBuilder {
         HttpKeyServiceBuilder {
             api_key: None,
             base_url: DEFAULT_BASE_URL.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
-            deadline: DEFAULT_DEADLINE,
-            max_retries: DEFAULT_MAX_RETRIES,
-            backoff_base: DEFAULT_BACKOFF_BASE,
-            backoff_cap: DEFAULT_BACKOFF_CAP,
+            policy: RetryPolicy::new(),
             user_agent: concat!("vault-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
             tls_config: None,
             ca_bundle: None,
@@ -117,33 +105,39 @@ impl HttpKeyServiceBuilder {
         self
     }
 
+    /// The whole retry and timeout policy at once; the four setters
+    /// below change one setting of it each.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// The timeout of one attempt, connecting and reading the whole
-    /// response included. A timed-out attempt is retried. It wraps every
+    /// response included ([`RetryPolicy::with_timeout`]). It wraps every
     /// call of the transport, yours included.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.policy = self.policy.with_timeout(timeout);
         self
     }
 
-    /// The deadline of a whole call, retries and waits included. No retry
-    /// starts that could not finish its wait before it.
+    /// The deadline of a whole call, retries and waits included
+    /// ([`RetryPolicy::with_deadline`]).
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
+        self.policy = self.policy.with_deadline(deadline);
         self
     }
 
-    /// How many times a failed call is retried; 0 turns retries off.
+    /// How many times a failed call is retried; 0 turns retries off
+    /// ([`RetryPolicy::with_max_retries`]).
     pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
+        self.policy = self.policy.with_max_retries(max_retries);
         self
     }
 
-    /// The backoff between retries: retry `n` (from 0) waits between half
-    /// and all of `base x 1.5^n`, at most `cap`. A `Retry-After` header
-    /// replaces it.
+    /// The backoff between retries ([`RetryPolicy::with_backoff`]). A
+    /// `Retry-After` header replaces it.
     pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
-        self.backoff_base = base;
-        self.backoff_cap = cap;
+        self.policy = self.policy.with_backoff(base, cap);
         self
     }
 
@@ -205,15 +199,10 @@ impl HttpKeyServiceBuilder {
             || std::env::var(ALLOW_INSECURE_HTTP_VAR)
                 .is_ok_and(|v| v.trim() == "1" || v.trim().eq_ignore_ascii_case("true"));
         check_in_clear(&base_url, allow_insecure)?;
-        if self.timeout.is_zero() {
-            return Err(config_error("the per-attempt timeout must be above zero"));
-        }
-        if self.deadline.is_zero() {
-            return Err(config_error("the deadline must be above zero"));
-        }
+        self.policy.check()?;
         let user_agent = HeaderValue::try_from(self.user_agent)
             .map_err(|_| config_error("the user agent is not a valid HTTP header value"))?;
-        let timeout = self.timeout;
+        let timeout = self.policy.timeout();
         let transport: Arc<dyn Transport> = match self.transport {
             Some(transport) => {
                 if self.tls_config.is_some() || self.ca_bundle.is_some() || self.proxies.is_some() {
@@ -237,11 +226,7 @@ impl HttpKeyServiceBuilder {
                 base_url,
                 api_key,
                 user_agent,
-                timeout: self.timeout,
-                deadline: self.deadline,
-                max_retries: self.max_retries,
-                backoff_base: self.backoff_base,
-                backoff_cap: self.backoff_cap,
+                policy: self.policy,
                 rng: SystemRandom::new(),
             }),
         })
@@ -258,10 +243,7 @@ impl fmt::Debug for HttpKeyServiceBuilder {
         f.debug_struct("HttpKeyServiceBuilder")
             .field("api_key", &format_args!("{api_key}"))
             .field("base_url", &self.base_url)
-            .field("timeout", &self.timeout)
-            .field("deadline", &self.deadline)
-            .field("max_retries", &self.max_retries)
-            .field("backoff", &(self.backoff_base, self.backoff_cap))
+            .field("policy", &self.policy)
             .field("user_agent", &self.user_agent)
             .field("custom_tls_config", &self.tls_config.is_some())
             .field(

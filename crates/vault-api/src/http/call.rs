@@ -1,18 +1,15 @@
-//! One call of a key endpoint: encode, then attempt and retry within the
-//! deadline.
-
-use std::time::Duration;
+//! One call of a key endpoint: encode, then attempt under the retry
+//! policy.
 
 use hyper::header::{self, HeaderValue};
 use hyper::Method;
 use ring::rand::{SecureRandom, SystemRandom};
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::builder::authorization;
-use super::response::{self, Answer, Failure};
+use super::response::{self, Answer};
 use super::transport::{http, Bytes};
-use super::{config_error, retry, Endpoint, Inner};
+use super::{config_error, Endpoint, Inner};
 use crate::{Error, ErrorKind};
 
 /// What every attempt of one call sends.
@@ -43,93 +40,19 @@ impl Inner {
         self.call_with_retries(&outgoing).instrument(span).await
     }
 
-    /// Attempts until one succeeds, a failure is final, the retries are
-    /// spent or the deadline leaves no room for the next wait.
+    /// Attempts under the retry policy.
     async fn call_with_retries<A: serde::de::DeserializeOwned>(
         &self,
         outgoing: &Outgoing,
     ) -> Result<Answer<A>, Error> {
-        let span = tracing::Span::current();
-        let deadline = Instant::now() + self.deadline;
-        let mut retry = 0;
-        loop {
-            span.record("attempt", retry + 1);
-            let failure = match self.attempt(outgoing, deadline).await {
-                Ok(answer) => return Ok(answer),
-                Err(failure) => failure,
-            };
-            let wait = self.wait_before_retry(retry, &failure, deadline);
-            let Some(wait) = wait else {
-                return Err(failure.error);
-            };
-            let error = &failure.error;
-            tracing::info!(
-                kind = ?error.kind(),
-                status = error.status(),
-                request_id = error.request_id(),
-                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                "retrying the key service call"
-            );
-            tokio::time::sleep(wait).await;
-            retry += 1;
-        }
-    }
-
-    /// How long to wait before retry number `retry`, or `None` when the
-    /// failure is final: not retryable, retries spent, or a wait that
-    /// would reach the deadline.
-    fn wait_before_retry(
-        &self,
-        retry: u32,
-        failure: &Failure,
-        deadline: Instant,
-    ) -> Option<Duration> {
-        if !failure.error.is_retryable() || retry >= self.max_retries {
-            return None;
-        }
-        let wait = failure.retry_after.unwrap_or_else(|| {
-            retry::backoff(retry, self.backoff_base, self.backoff_cap, self.jitter())
-        });
-        if Instant::now() + wait >= deadline {
-            tracing::debug!("no time left for another attempt before the deadline");
-            return None;
-        }
-        Some(wait)
-    }
-
-    /// One request through the transport, cut at the per-attempt timeout
-    /// or the deadline, whichever comes first.
-    async fn attempt<A: serde::de::DeserializeOwned>(
-        &self,
-        outgoing: &Outgoing,
-        deadline: Instant,
-    ) -> Result<Answer<A>, Failure> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(Failure::from(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "the key service did not answer within the deadline of {:?}",
-                    self.deadline
-                ),
-            )));
-        }
-        let limit = self.timeout.min(remaining);
-        let request = self.request(outgoing)?;
-        match tokio::time::timeout(limit, self.transport.send(request)).await {
-            Ok(sent) => response::read(outgoing.path, sent),
-            Err(_) => {
-                let what = if limit < self.timeout {
-                    "the deadline of the call"
-                } else {
-                    "the per-attempt timeout"
-                };
-                Err(Failure::from(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the key service did not answer within {limit:?} ({what})"),
-                )))
-            }
-        }
+        let policy = &self.policy;
+        policy
+            .run("the key service", || async {
+                let request = self.request(outgoing)?;
+                let sent = self.transport.send(request).await;
+                response::read(outgoing.path, sent, policy)
+            })
+            .await
     }
 
     /// The request of one attempt.
@@ -144,15 +67,6 @@ impl Inner {
             .header("idempotency-key", outgoing.idempotency_key.clone())
             .body(outgoing.body.clone())
             .map_err(|_| config_error("could not build the request"))
-    }
-
-    /// A uniform fraction for jitter.
-    fn jitter(&self) -> f64 {
-        let mut bytes = [0u8; 4];
-        match self.rng.fill(&mut bytes) {
-            Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-            Err(_) => 0.5,
-        }
     }
 }
 
@@ -171,7 +85,7 @@ fn encode(request: &impl serde::Serialize) -> Result<Bytes, Error> {
 fn new_idempotency_key(rng: &SystemRandom) -> Result<String, Error> {
     let mut bytes = [0u8; 16];
     rng.fill(&mut bytes).map_err(|_| Error::random_failed())?;
-    Ok(vault_format::id::uuid_v4(bytes))
+    Ok(vault_format::__private::id::uuid_v4(bytes))
 }
 
 #[cfg(test)]

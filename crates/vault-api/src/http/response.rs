@@ -1,33 +1,17 @@
 //! What a response means: an answer, or a failure with its kind, status,
 //! request id and `Retry-After`. Nothing here trusts the response.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hyper::header::{self, HeaderMap};
 use serde::de::DeserializeOwned;
 
-use super::retry;
 use super::transport::{http, Bytes, TransportError, TransportErrorKind, MAX_RESPONSE_BYTES};
 use crate::wire::{self, SecretString};
-use crate::{DataKey, DataKeyPair, Error, ErrorKind};
+use crate::{DataKey, DataKeyPair, Error, ErrorKind, RetryPolicy};
 
 /// Longest request id and error message kept from a response.
 const MAX_ECHOED_CHARS: usize = 200;
-
-/// A failed attempt, and how long the key service asked us to wait.
-pub(super) struct Failure {
-    pub(super) error: Error,
-    pub(super) retry_after: Option<Duration>,
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Failure {
-            error,
-            retry_after: None,
-        }
-    }
-}
 
 /// A parsed success body and the request id that came with it.
 pub(super) struct Answer<T> {
@@ -36,11 +20,13 @@ pub(super) struct Answer<T> {
 }
 
 /// What the transport gave back for a request to `path`, as an answer or
-/// a failure.
+/// an error; `policy` says which statuses are retried and how long a
+/// `Retry-After` may be.
 pub(super) fn read<A: DeserializeOwned>(
     path: &str,
     sent: Result<http::Response<Bytes>, TransportError>,
-) -> Result<Answer<A>, Failure> {
+    policy: &RetryPolicy,
+) -> Result<Answer<A>, Error> {
     let (head, body) = match sent {
         Ok(response) => {
             let (head, body) = response.into_parts();
@@ -48,7 +34,7 @@ pub(super) fn read<A: DeserializeOwned>(
         }
         Err(mut error) => match error.take_response_head() {
             Some(head) => (head, Err(error)),
-            None => return Err(Failure::from(transport_error(error, None))),
+            None => return Err(transport_error(error, None)),
         },
     };
     let status = head.status.as_u16();
@@ -60,7 +46,7 @@ pub(super) fn read<A: DeserializeOwned>(
     }
     let id = request_id.as_deref();
     if !head.status.is_success() {
-        return Err(error_status(path, &head, body.ok(), id));
+        return Err(error_status(path, &head, body.ok(), id, policy));
     }
     let bytes = body.map_err(|e| tagged(transport_error(e, Some(status)), id))?;
     let body = parse_json(status, &bytes).map_err(|e| tagged(e, id))?;
@@ -125,7 +111,14 @@ fn transport_error(error: TransportError, status: Option<u16>) -> Error {
     if let (T::BodyTooLarge, Some(status)) = (error.kind(), status) {
         result = result.with_status(status);
     }
-    result.with_retryable(retryable).with_source(error)
+    // The message quotes the cause of a refused certificate or proxy
+    // credentials: the source keeps the kind only, so the chain shows the
+    // cause once.
+    let source = match error.kind() {
+        T::Tls | T::ProxyAuth => TransportError::new(error.kind()),
+        _ => error,
+    };
+    result.with_retryable(retryable).with_source(source)
 }
 
 /// The text of `error`'s cause.
@@ -133,29 +126,32 @@ fn cause(error: &TransportError) -> Option<String> {
     std::error::Error::source(error).map(ToString::to_string)
 }
 
-/// The failure for a non-success status. The body only adds detail, so
+/// The error for a non-success status. The body only adds detail, so
 /// one that could not be read is left out.
 fn error_status(
     path: &str,
     head: &http::response::Parts,
     body: Option<Bytes>,
     request_id: Option<&str>,
-) -> Failure {
+    policy: &RetryPolicy,
+) -> Error {
     let retry_after = head
         .headers
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        .and_then(|v| policy.retry_after(v, SystemTime::now()));
     let parsed: Option<wire::ErrorResponse> = body.and_then(|b| serde_json::from_slice(&b).ok());
     let detail = parsed.as_ref().and_then(error_detail);
-    let mut error = status_error(path, head.status.as_u16(), detail);
+    let status = head.status.as_u16();
+    let mut error =
+        status_error(path, status, detail).with_retryable(policy.retries_status(status));
     if let Some(code) = parsed.and_then(|p| p.code).map(|c| printable(&c)) {
         error = error.with_code(code);
     }
-    Failure {
-        error: tagged(error, request_id),
-        retry_after,
+    if let Some(wait) = retry_after {
+        error = error.with_retry_after(wait);
     }
+    tagged(error, request_id)
 }
 
 fn parse_json<A: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<A, Error> {

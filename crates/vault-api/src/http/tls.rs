@@ -113,6 +113,16 @@ fn describe(reason: &CertificateError) -> String {
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             "it is not valid for the host name in the base URL".to_owned()
         }
+        // webpki's `CaUsedAsEndEntity`, which rustls wraps in `Other`.
+        CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            CA_AS_SERVER_CERT.to_owned()
+        }
         other => format!("{other:?}"),
     }
 }
+
+/// What a CA certificate presented as the server's own means, and the fix.
+const CA_AS_SERVER_CERT: &str = "it is a CA certificate (basicConstraints CA:TRUE, what \
+     `openssl req -x509` makes by default) used as the server's own certificate; make a CA \
+     and a server certificate signed by it, or add basicConstraints=CA:FALSE to the server \
+     certificate";

@@ -460,8 +460,9 @@ fn too_large(path: &Path) -> Error {
     )
 }
 
+/// `message` says what failed; the I/O error is its source (printed once
+/// by whoever prints the chain).
 pub(super) fn io_error(message: String, error: io::Error) -> Error {
-    let message = format!("{message}: {error}");
     Error::new(ErrorKind::Keyring, message).with_source(error)
 }
 
