@@ -128,6 +128,17 @@ enum ToService {
     Transit,
 }
 
+impl ToService {
+    /// As `--to-service` spells it.
+    fn name(self) -> &'static str {
+        match self {
+            ToService::Keyring => "keyring",
+            ToService::Workos => "workos",
+            ToService::Transit => "transit",
+        }
+    }
+}
+
 /// How records are stored in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
@@ -382,12 +393,12 @@ fn parse_context(entries: &[String]) -> Result<Option<KeyContext>, Failure> {
     Ok(Some(context))
 }
 
-/// The value of a required `WORKOS_VAULT_TO_*` variable.
-fn required_var(name: &str, service: &str) -> Result<String, Failure> {
+/// Checks that a required `WORKOS_VAULT_TO_*` variable is set.
+fn required_var(name: &str, service: &str) -> Result<(), Failure> {
     std::env::var(name)
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .map(|v| v.trim().to_owned())
+        .map(|_| ())
         .ok_or_else(|| {
             Failure::input(format!(
                 "--to-service {service} needs {name}; set it to the new service's {}",
@@ -402,49 +413,50 @@ fn required_var(name: &str, service: &str) -> Result<String, Failure> {
         })
 }
 
-fn optional_var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| v.trim().to_owned())
-}
-
-/// The key service `--to-service` names, from `WORKOS_VAULT_TO_*`.
+/// The key service `--to-service` names, chosen by the same function as
+/// every other backend ([`vault::env::backend_from_lookup`]), over the
+/// `WORKOS_VAULT_TO_*` variables instead of the process's own.
 fn target_service(service: ToService) -> Result<Arc<dyn KeyService>, Failure> {
-    Ok(match service {
-        ToService::Keyring => {
-            let path = PathBuf::from(required_var(TO_KEYRING_VAR, "keyring")?);
-            // Moving rows to a keyring mints keys there: it may be created.
-            let existed = path.exists();
-            let service = vault::LocalKeyService::open_or_create(&path)?;
-            if !existed {
-                crate::note(&crate::cli::created_keyring_line(&path));
-            }
-            Arc::new(service)
-        }
-        ToService::Workos => {
-            let mut builder =
-                vault::HttpKeyService::builder().api_key(required_var(TO_API_KEY_VAR, "workos")?);
-            if let Some(url) = optional_var(TO_BASE_URL_VAR) {
-                builder = builder.base_url(url);
-            }
-            Arc::new(builder.build()?)
-        }
-        ToService::Transit => {
-            let mut builder = vault::TransitKeyService::builder()
-                .address(required_var(TO_TRANSIT_ADDR_VAR, "transit")?)
-                .token(required_var(TO_TRANSIT_TOKEN_VAR, "transit")?)
-                .key(required_var(TO_TRANSIT_KEY_VAR, "transit")?);
-            if let Some(mount) = optional_var(TO_TRANSIT_MOUNT_VAR) {
-                builder = builder.mount(mount);
-            }
-            Arc::new(
-                builder
-                    .build()
-                    .map_err(|e| Failure::input(format!("--to-service transit: {e}")))?,
-            )
-        }
-    })
+    use vault::env::{backend_from_lookup, BackendKind, EnvOptions};
+    let (kind, required): (_, &[&str]) = match service {
+        ToService::Keyring => (BackendKind::Keyring, &[TO_KEYRING_VAR]),
+        ToService::Workos => (BackendKind::WorkOs, &[TO_API_KEY_VAR]),
+        ToService::Transit => (
+            BackendKind::Transit,
+            &[
+                TO_TRANSIT_ADDR_VAR,
+                TO_TRANSIT_TOKEN_VAR,
+                TO_TRANSIT_KEY_VAR,
+            ],
+        ),
+    };
+    let name = service.name();
+    for var in required {
+        required_var(var, name)?;
+    }
+    // Only the chosen service's variables are seen: another service's,
+    // set as well, cannot make the choice ambiguous.
+    let lookup = |var: &str| {
+        let ours = match (service, var) {
+            (ToService::Keyring, vault::env::KEYRING_VAR) => TO_KEYRING_VAR,
+            (ToService::Workos, vault::env::API_KEY_VAR) => TO_API_KEY_VAR,
+            (ToService::Workos, vault::env::BASE_URL_VAR) => TO_BASE_URL_VAR,
+            (ToService::Transit, vault::env::TRANSIT_KEY_VAR) => TO_TRANSIT_KEY_VAR,
+            (ToService::Transit, "VAULT_ADDR") => TO_TRANSIT_ADDR_VAR,
+            (ToService::Transit, "VAULT_TOKEN") => TO_TRANSIT_TOKEN_VAR,
+            (ToService::Transit, "VAULT_TRANSIT_MOUNT") => TO_TRANSIT_MOUNT_VAR,
+            _ => return None,
+        };
+        std::env::var(ours).ok()
+    };
+    // Moving rows to a keyring mints keys there: it may be created.
+    let backend = backend_from_lookup(EnvOptions::new().create_keyring(true), &lookup)
+        .map_err(|e| Failure::input(format!("--to-service {name}: {}", one_line(&e))))?;
+    debug_assert_eq!(backend.kind(), kind);
+    if let Some(path) = backend.keyring_path().filter(|_| backend.created_keyring()) {
+        crate::note(&crate::cli::created_keyring_line(path));
+    }
+    Ok(backend.into_service())
 }
 
 impl Plan {

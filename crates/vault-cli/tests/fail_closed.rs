@@ -367,7 +367,10 @@ fn rust_log_shows_the_backend_chosen() {
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(3), "{text}");
     assert!(text.contains("backend=\"workos\""), "{text}");
-    assert!(text.contains("retrying the call of the key service"), "{text}");
+    assert!(
+        text.contains("retrying the call of the key service"),
+        "{text}"
+    );
     assert!(!text.contains("sk_test_retried"), "{text}");
 }
 

@@ -43,6 +43,14 @@ impl TransitKeyServiceBuilder {
     pub fn from_env() -> Result<Option<Self>, Error> {
         from_lookup(|name| std::env::var(name).ok())
     }
+
+    /// [`from_env`](Self::from_env) over another source of variables:
+    /// `lookup` is asked for the same names (`VAULT_TRANSIT_KEY`,
+    /// `VAULT_ADDR`, ...) and answers `None` for an unset one. `vault
+    /// migrate --to-service` reads its target's variables this way.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, Error> {
+        from_lookup(lookup)
+    }
 }
 
 /// [`TransitKeyServiceBuilder::from_env`] over any variable lookup.

@@ -173,11 +173,32 @@ impl fmt::Debug for Backend {
 /// A missing keyring file is a key service error naming the path, unless
 /// `options` allow creating it.
 pub fn backend_from_env(options: EnvOptions) -> Result<Backend, Error> {
+    // Ours must be UTF-8: a value that is not is an error, not "unset".
+    for name in [API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR, TRANSIT_KEY_VAR] {
+        if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
+            return Err(Error::Config(format!(
+                "{name} is not valid UTF-8; set it to a value or unset it"
+            )));
+        }
+    }
+    backend_from_lookup(options, &|name| std::env::var(name).ok())
+}
+
+/// [`backend_from_env`] over another source of variables: `lookup` is
+/// asked for the same names (`WORKOS_API_KEY`, `VAULT_TRANSIT_KEY`,
+/// `VAULT_ADDR`, ...) and answers `None` for an unset one. `vault migrate
+/// --to-service` chooses its target service this way, from variables of
+/// its own.
+pub fn backend_from_lookup(
+    options: EnvOptions,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Backend, Error> {
+    let var = |name: &str| var(name, lookup);
     let api_key = var(API_KEY_VAR)?;
     let base_url = var(BASE_URL_VAR)?;
     let keyring = var(KEYRING_VAR)?;
     #[cfg(feature = "transit")]
-    if let Some(backend) = transit_backend(api_key.is_some())? {
+    if let Some(backend) = transit_backend(api_key.is_some(), lookup)? {
         return Ok(backend);
     }
     #[cfg(not(feature = "transit"))]
@@ -206,16 +227,12 @@ pub fn backend_from_env(options: EnvOptions) -> Result<Backend, Error> {
 
 /// The value of `name`: `None` when unset, an error when set but blank or
 /// not UTF-8 (a deploy that meant to set it must not fall back silently).
-fn var(name: &str) -> Result<Option<String>, Error> {
-    match std::env::var(name) {
-        Ok(value) if value.trim().is_empty() => Err(Error::Config(format!(
+fn var(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, Error> {
+    match lookup(name) {
+        Some(value) if value.trim().is_empty() => Err(Error::Config(format!(
             "{name} is set but empty; set it to a value or unset it"
         ))),
-        Ok(value) => Ok(Some(value)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Config(format!(
-            "{name} is not valid UTF-8; set it to a value or unset it"
-        ))),
+        value => Ok(value),
     }
 }
 
@@ -257,8 +274,11 @@ fn keyring_backend(path: PathBuf, create: bool) -> Result<Backend, Error> {
 /// The Transit key service when `VAULT_TRANSIT_KEY` is set (never with
 /// `WORKOS_API_KEY`: which one wraps would be a guess).
 #[cfg(feature = "transit")]
-fn transit_backend(workos_too: bool) -> Result<Option<Backend>, Error> {
-    let Some(builder) = vault_transit::TransitKeyServiceBuilder::from_env()? else {
+fn transit_backend(
+    workos_too: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Backend>, Error> {
+    let Some(builder) = vault_transit::TransitKeyServiceBuilder::from_lookup(lookup)? else {
         return Ok(None);
     };
     if workos_too {
@@ -320,7 +340,7 @@ fn http_backend(_api_key: String, _base_url: Option<String>) -> Result<Backend, 
 /// `VAULT_KEYRING`, or `keyring.json` in the platform data directory.
 /// `VAULT_KEYRING` set but blank is an error.
 pub fn keyring_path() -> Result<PathBuf, Error> {
-    match var(KEYRING_VAR)? {
+    match var(KEYRING_VAR, &|name| std::env::var(name).ok())? {
         Some(path) => Ok(PathBuf::from(path)),
         None => default_keyring_path(),
     }
