@@ -13,6 +13,8 @@
 //!   your own HTTP stack, or scripted answers in tests). Behind the default
 //!   `http` feature.
 //! - [`CachingKeyService`]: an opt-in cache in front of any key service.
+//! - [`object`]: WorkOS Vault's objects (key-value) API: the
+//!   [`ObjectService`] trait and its wire types.
 //!
 //! The embedded key service over a local keyring is in the `vault-local`
 //! crate.
@@ -24,6 +26,7 @@ mod context;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+pub mod object;
 mod service;
 pub mod wire;
 
@@ -32,5 +35,6 @@ pub use context::{ContextError, KeyContext, MAX_ENTRIES, MAX_NAME_CHARS, MAX_VAL
 pub use error::{is_retryable_status, Error, ErrorKind};
 #[cfg(feature = "http")]
 pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder};
+pub use object::ObjectService;
 pub use service::{random_data_key, DataKeyPair, KeyService};
 pub use vault_crypto::DataKey;
