@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: the gate every change passes, in the order a newcomer
 //! would run it by hand, ending with a quick benchmark run as a smoke test.
-//! The tests run with OpenBao installed, so the Transit tests cannot skip.
+//! The tests run with OpenBao installed and a PostgreSQL started, so neither
+//! the Transit tests nor the object store's PostgreSQL half can skip.
 
 use crate::util::{self, cargo};
 
@@ -16,9 +17,12 @@ pub fn run_all() -> Result<(), String> {
     ]))?;
     // The Transit tests run against a real OpenBao, required here.
     let bao = crate::openbao::install()?;
+    let postgres = crate::postgres::start()?;
     let mut test = cargo(&["test", "--workspace"]);
     test.envs(crate::openbao::test_env(&bao));
+    test.envs(postgres.test_env());
     util::run(test)?;
+    drop(postgres);
     let mut doc = cargo(&["doc", "--workspace", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     util::run(doc)?;
