@@ -11,6 +11,7 @@
 //! | `POST /vault/v1/keys/data-key` | `{"context", "data_key", "encrypted_keys", "id"}` |
 //! | `POST /vault/v1/keys/decrypt` | `{"data_key", "id"}` |
 //! | `POST /vault/v1/keys/rekey` | as `data-key` |
+//! | `/vault/v1/kv...` (the 8 objects endpoints) | as WorkOS answers, over [`ServerConfig::objects`]; 404 without one |
 //! | `GET /health` (or `/health/live`) | alive: `{"status":"ok"}`, without authentication |
 //! | `GET /health/ready` | ready: `{"status":"ready"}`, or 503 when [`ServerConfig::readiness`] fails; without authentication |
 //!
@@ -69,6 +70,7 @@ mod connection;
 mod faults;
 mod handler;
 mod metrics;
+mod objects;
 mod reply;
 #[cfg(feature = "test-util")]
 mod request_handler;

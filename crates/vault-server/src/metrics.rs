@@ -39,8 +39,10 @@ const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// | `vault_server_requests_in_flight` | gauge | |
 /// | `vault_server_tls_handshake_failures_total` | counter | |
 ///
-/// Routes are `data_key`, `decrypt`, `rekey`, `health`, `ready` and
-/// `not_found`, so a scan of random paths cannot grow the label set.
+/// Routes are `data_key`, `decrypt`, `rekey`, the objects API's `objects`,
+/// `object`, `object_by_name`, `object_metadata` and `object_versions`,
+/// `health`, `ready` and `not_found`, so a scan of random paths cannot grow
+/// the label set.
 #[derive(Clone, Default)]
 pub struct Metrics {
     inner: Arc<Inner>,
