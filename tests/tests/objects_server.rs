@@ -425,3 +425,125 @@ async fn object_routes_share_auth_methods_and_say_when_disabled() {
     let value: Value = disabled.json();
     assert!(value["error"].is_string());
 }
+
+#[tokio::test]
+async fn the_http_client_speaks_every_endpoint_with_the_key_calls_retries() {
+    use vault_api::object::{
+        CreateObjectRequest, ListObjectsOptions, ObjectName, ObjectService, Order,
+        UpdateObjectRequest,
+    };
+    use vault_api::ErrorKind;
+
+    let objects = objects_server().await;
+    let server = &objects.server;
+    let client = vault_tests::client_for(server).build().expect("a client");
+    let context = vault_tests::context("org_1");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let name = ObjectName::new(format!("team a: secret {i}")).expect("name");
+        let created = client
+            .create_object(&CreateObjectRequest::new(
+                name,
+                format!("value {i}"),
+                context.clone(),
+            ))
+            .await
+            .expect("create");
+        ids.push(created.id);
+    }
+    let duplicate = client
+        .create_object(&CreateObjectRequest::new(
+            ObjectName::new("team a: secret 0").expect("name"),
+            "x",
+            context.clone(),
+        ))
+        .await
+        .expect_err("a duplicate");
+    assert_eq!(duplicate.kind(), ErrorKind::Conflict);
+    assert_eq!(duplicate.status(), Some(409));
+    assert!(duplicate.request_id().is_some());
+
+    let object = client
+        .read_object_by_name("team a: secret 3")
+        .await
+        .expect("by name");
+    assert_eq!(object.id, ids[3]);
+    assert_eq!(object.value.expose_secret(), "value 3");
+
+    // Pages of two, oldest first, through the cursors.
+    let mut seen = Vec::new();
+    let mut options = ListObjectsOptions::new()
+        .limit(2)
+        .order(Order::Asc)
+        .search("team a");
+    loop {
+        let page = client.list_objects(&options).await.expect("a page");
+        seen.extend(page.data.into_iter().map(|o| o.id));
+        match page.list_metadata.after {
+            Some(after) => {
+                options = ListObjectsOptions::new()
+                    .limit(2)
+                    .order(Order::Asc)
+                    .search("team a")
+                    .after(after)
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+
+    // A 503 first: the update is retried with the same idempotency key.
+    let v1 = object.metadata.version_id.clone().expect("version");
+    server.faults().reset_counters();
+    server.faults().fail_next(1, 503, None);
+    let updated = client
+        .update_object(
+            &ids[3],
+            &UpdateObjectRequest::new("new").with_version_check(&v1),
+        )
+        .await
+        .expect("update after a retry");
+    let keys = server.faults().idempotency_keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0], keys[1]);
+    let stale = client
+        .update_object(
+            &ids[3],
+            &UpdateObjectRequest::new("lost").with_version_check(&v1),
+        )
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.kind(), ErrorKind::Conflict);
+    let described = client.describe_object(&ids[3]).await.expect("describe");
+    assert_eq!(described, updated);
+    let versions = client
+        .list_object_versions(&ids[3])
+        .await
+        .expect("versions");
+    assert_eq!(versions.data.len(), 2);
+    assert!(versions.data[0].current_version);
+    assert_eq!(
+        client
+            .delete_object(&ids[3], Some(&v1))
+            .await
+            .expect_err("stale")
+            .kind(),
+        ErrorKind::Conflict
+    );
+    let deleted = client
+        .delete_object(&ids[3], updated.metadata.version_id.as_deref())
+        .await
+        .expect("delete");
+    assert_eq!(deleted.name, "team a: secret 3");
+    let gone = client.read_object(&ids[3]).await.expect_err("gone");
+    assert_eq!(gone.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        client
+            .read_object("obj_1")
+            .await
+            .expect_err("not an id")
+            .kind(),
+        ErrorKind::InvalidRequest
+    );
+    assert!(!format!("{object:?}").contains("value 3"));
+}

@@ -16,8 +16,9 @@ use super::{config_error, retry, Endpoint, Inner};
 use crate::{Error, ErrorKind};
 
 /// What every attempt of one call sends.
-struct Outgoing {
-    path: &'static str,
+pub(super) struct Outgoing {
+    method: Method,
+    path: String,
     body: Bytes,
     idempotency_key: HeaderValue,
 }
@@ -26,16 +27,30 @@ impl Inner {
     /// Checks and POSTs `request`, retrying as the service's docs say.
     pub(super) async fn call<E: Endpoint>(&self, request: &E) -> Result<Answer<E::Answer>, Error> {
         request.check()?;
+        self.send(Method::POST, E::PATH.to_owned(), encode(request)?)
+            .await
+    }
+
+    /// Sends `body` (empty for none) with `method` to `path` (with its
+    /// query), retrying as the service's docs say: every call the client
+    /// makes goes through here.
+    pub(super) async fn send<A: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: String,
+        body: Bytes,
+    ) -> Result<Answer<A>, Error> {
         let outgoing = Outgoing {
-            path: E::PATH,
-            body: encode(request)?,
+            method,
+            path,
+            body,
             idempotency_key: HeaderValue::try_from(new_idempotency_key(&self.rng)?)
                 .map_err(|_| config_error("could not build an idempotency key"))?,
         };
         let span = tracing::info_span!(
             "vault_api.call",
-            method = "POST",
-            path = E::PATH,
+            method = %outgoing.method,
+            path = %outgoing.path,
             attempt = tracing::field::Empty,
             status = tracing::field::Empty,
             request_id = tracing::field::Empty,
@@ -117,7 +132,7 @@ impl Inner {
         let limit = self.timeout.min(remaining);
         let request = self.request(outgoing)?;
         match tokio::time::timeout(limit, self.transport.send(request)).await {
-            Ok(sent) => response::read(outgoing.path, sent),
+            Ok(sent) => response::read(&outgoing.path, sent),
             Err(_) => {
                 let what = if limit < self.timeout {
                     "the deadline of the call"
@@ -134,11 +149,14 @@ impl Inner {
 
     /// The request of one attempt.
     fn request(&self, outgoing: &Outgoing) -> Result<http::Request<Bytes>, Error> {
-        http::Request::builder()
-            .method(Method::POST)
+        let mut request = http::Request::builder()
+            .method(outgoing.method.clone())
             .uri(format!("{}{}", self.base_url, outgoing.path))
-            .header(header::AUTHORIZATION, authorization(&self.api_key)?)
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, authorization(&self.api_key)?);
+        if !outgoing.body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        request
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, self.user_agent.clone())
             .header("idempotency-key", outgoing.idempotency_key.clone())
@@ -156,7 +174,7 @@ impl Inner {
     }
 }
 
-fn encode(request: &impl serde::Serialize) -> Result<Bytes, Error> {
+pub(super) fn encode(request: &impl serde::Serialize) -> Result<Bytes, Error> {
     let json = serde_json::to_vec(request).map_err(|error| {
         Error::new(
             ErrorKind::Encode,
