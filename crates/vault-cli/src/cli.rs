@@ -20,7 +20,8 @@ use crate::io::{
 ///
 /// Exit codes: 0 success; 1 authentication or decryption failure; 2 usage
 /// error or bad input; 3 key service unreachable; 4 local system failure
-/// (cannot start, listen or write output).
+/// (cannot start, listen or write output); 5 object not found; 6 object
+/// conflict (name taken, stale --version-check).
 #[derive(Debug, Parser)]
 #[command(name = "vault", version)]
 pub struct Args {
@@ -30,7 +31,7 @@ pub struct Args {
 
 /// The repeatable `--context NAME=VALUE` of every command that wraps keys.
 #[derive(Debug, clap::Args)]
-struct ContextArgs {
+pub(crate) struct ContextArgs {
     /// A key context entry, `name=value`; repeat for more.
     #[arg(
         long = "context",
@@ -42,7 +43,7 @@ struct ContextArgs {
 }
 
 impl ContextArgs {
-    fn parse(&self) -> Result<KeyContext, Failure> {
+    pub(crate) fn parse(&self) -> Result<KeyContext, Failure> {
         let mut context = KeyContext::new();
         for entry in &self.entries {
             let (name, value) = entry.split_once('=').ok_or_else(|| {
@@ -112,6 +113,10 @@ enum Command {
     Keyring(KeyringCommand),
     /// Serve WorkOS's key endpoints over the local keyring.
     Serve(crate::serve::ServeArgs),
+    /// Store, read, list, update and delete objects (WorkOS Vault's
+    /// key-value API); values come from stdin or --value-file.
+    #[command(subcommand)]
+    Object(crate::object::ObjectCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,7 +143,7 @@ enum KeyringCommand {
     Show,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -198,6 +203,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Keyring(command) => keyring(command),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Object(command) => crate::object::run(command),
     }
 }
 

@@ -82,8 +82,9 @@ impl Backend {
     }
 }
 
-/// The `sqlite:` URL of a file, created when missing.
-pub(crate) fn sqlite_url(path: &Path) -> Result<String, Error> {
+/// The `sqlite://` URL of a file (percent-encoded, absolute), created when
+/// the store opens.
+pub fn sqlite_url(path: &Path) -> Result<String, Error> {
     let absolute = std::path::absolute(path).map_err(|e| {
         Error::new(
             ErrorKind::Config,

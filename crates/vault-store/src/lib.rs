@@ -84,6 +84,6 @@ mod seal;
 mod store;
 mod time;
 
-pub use backend::Backend;
+pub use backend::{sqlite_url, Backend};
 pub use ids::{OBJECT_ID_PREFIX, VERSION_ID_PREFIX};
 pub use store::{default_reuse_policy, ObjectStore, StoreOptions, MAX_VALUE_BYTES};

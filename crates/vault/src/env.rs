@@ -58,6 +58,14 @@ fn transit_service(workos_too: bool) -> Result<Option<Arc<dyn KeyService>>, Erro
 
 #[cfg(feature = "http")]
 fn http_service(api_key: String) -> Result<Arc<dyn KeyService>, Error> {
+    Ok(Arc::new(http_client(api_key)?))
+}
+
+/// The WorkOS client for `api_key`, at `WORKOS_BASE_URL` when set: the key
+/// service of [`key_service_from_env`], and the objects service of
+/// `objects_from_env`.
+#[cfg(feature = "http")]
+pub(crate) fn http_client(api_key: String) -> Result<vault_api::HttpKeyService, Error> {
     let mut builder = vault_api::HttpKeyService::builder().api_key(api_key);
     let base_url = std::env::var(BASE_URL_VAR)
         .ok()
@@ -71,7 +79,7 @@ fn http_service(api_key: String) -> Result<Arc<dyn KeyService>, Error> {
         base_url = base_url.as_deref().unwrap_or("https://api.workos.com"),
         "vault key service chosen"
     );
-    Ok(Arc::new(service))
+    Ok(service)
 }
 
 #[cfg(not(feature = "http"))]

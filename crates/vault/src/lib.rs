@@ -69,6 +69,8 @@
 mod env;
 mod error;
 mod inspect;
+#[cfg(feature = "objects")]
+mod objects;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -78,9 +80,16 @@ use std::sync::Arc;
 pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
 pub use error::Error;
 pub use inspect::Inspection;
+#[cfg(feature = "objects")]
+pub use objects::{object_store_from_env, object_store_url, objects_from_env, DATABASE_URL_VAR};
+/// The objects (key-value) API: the trait, its wire types and options.
+#[cfg(feature = "objects")]
+pub use vault_api::object;
 pub use vault_api::wire;
 /// The error of a [`KeyService`]; inside [`Error::KeyService`].
 pub use vault_api::Error as KeyServiceError;
+#[cfg(feature = "objects")]
+pub use vault_api::ObjectService;
 #[cfg(feature = "http")]
 pub use vault_api::{transport, HttpKeyService};
 pub use vault_api::{
@@ -89,6 +98,8 @@ pub use vault_api::{
 };
 pub use vault_crypto::{MAX_PLAINTEXT_LEN, TAG_LEN};
 pub use vault_format::{b64, Layout, Sdk, UnknownSdk};
+#[cfg(feature = "objects")]
+pub use vault_store::{ObjectStore, StoreOptions};
 
 /// Room [`Vault::encrypt_in_place`] wants before the plaintext: the
 /// envelope's head (IV, tag and the key service's blob, which is a few
