@@ -24,7 +24,7 @@ use vault_api::{
 use crate::backend::{self, Backend};
 use crate::ids::{self, Cursor, OBJECT_ID_PREFIX, VERSION_ID_PREFIX};
 use crate::seal;
-use crate::time::{format_rfc3339, now_micros, parse_rfc3339};
+use crate::time::{format_rfc3339, now_micros, parse_js_date, parse_rfc3339};
 
 /// The largest value the store keeps: 512 KiB of UTF-8. A request that
 /// carries it, JSON-escaped, still fits `vault-server`'s 1 MiB body limit
@@ -663,11 +663,13 @@ async fn list(inner: &Inner, options: &ListObjectsOptions) -> Result<ObjectList,
         .updated_after
         .as_deref()
         .map(|text| {
-            parse_rfc3339(text).ok_or_else(|| {
-                bad_request(
-                    "updatedAfter must be an ISO 8601 date-time, such as 2026-01-31T12:00:00Z",
-                )
-            })
+            parse_rfc3339(text)
+                .or_else(|| parse_js_date(text))
+                .ok_or_else(|| {
+                    bad_request(
+                        "updatedAfter must be an ISO 8601 date-time, such as 2026-01-31T12:00:00Z",
+                    )
+                })
         })
         .transpose()?;
     // Walking backward from a `before` cursor reads the other way, then

@@ -104,6 +104,34 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
     seconds.checked_mul(1_000_000)?.checked_add(micros)
 }
 
+/// Parses JavaScript's `Date.prototype.toString()` text, such as
+/// `Wed Jan 01 2020 00:00:00 GMT+0000 (Coordinated Universal Time)`: what
+/// `@workos-inc/node` 11 sends for a `Date` in `updatedAfter` (it puts the
+/// `Date` in a query string without `toISOString`). Seconds precision.
+pub(crate) fn parse_js_date(text: &str) -> Option<i64> {
+    let mut parts = text.split(' ');
+    let _weekday = parts.next().filter(|w| w.len() == 3)?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month_text = parts.next()?;
+    let month = MONTHS.iter().position(|m| *m == month_text)?;
+    let day = parts.next()?;
+    let year = parts.next()?;
+    let clock = parts.next()?;
+    let zone = parts.next()?.strip_prefix("GMT")?;
+    if day.len() != 2 || year.len() != 4 || zone.len() != 5 {
+        return None;
+    }
+    let iso = format!(
+        "{year}-{:02}-{day}T{clock}{}:{}",
+        month + 1,
+        &zone[..3],
+        &zone[3..]
+    );
+    parse_rfc3339(&iso)
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
@@ -168,6 +196,16 @@ mod tests {
                 .as_deref(),
             Some("2024-02-29T00:00:00.000000Z")
         );
+        assert_eq!(
+            parse_js_date("Fri Dec 04 2026 23:58:19 GMT+0100 (Central European Standard Time)"),
+            Some(1_796_425_099_000_000)
+        );
+        assert_eq!(
+            parse_js_date("Fri Dec 04 2026 22:58:19 GMT+0000"),
+            Some(1_796_425_099_000_000)
+        );
+        assert_eq!(parse_js_date("Fri Dec 4 2026 22:58:19 GMT+0000"), None);
+        assert_eq!(parse_js_date("2026-12-04T22:58:19Z"), None);
         for bad in [
             "",
             "2026-12-04",
