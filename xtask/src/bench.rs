@@ -121,6 +121,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         eprintln!("bench: server throughput");
         summary.extend(server_load(&net, &server, &plan)?);
     }
+    eprintln!("bench: objects through vault serve, on SQLite and on PostgreSQL");
+    {
+        let server = ServerProcess::start(&bin.join("vault"), &out_dir)?;
+        summary.extend(object_load(&net, &server, &plan, "SQLite")?);
+    }
+    {
+        let postgres = crate::postgres::start_durable()?;
+        let env = [("WORKOS_VAULT_DATABASE_URL", postgres.url().to_owned())];
+        let server = ServerProcess::start_with(&bin.join("vault"), &out_dir, &env)?;
+        summary.extend(object_load(&net, &server, &plan, "PostgreSQL")?);
+    }
     eprintln!("bench: caching");
     summary.extend(measurements(&net, &["cache"], plan.flag())?);
     eprintln!("bench: over Transit (bao server -dev), against the local keyring");
@@ -204,6 +215,12 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(vault: &Path, out_dir: &Path) -> Result<Self, String> {
+        Self::start_with(vault, out_dir, &[])
+    }
+
+    /// [`ServerProcess::start`] with more environment (an object store's
+    /// `WORKOS_VAULT_DATABASE_URL`, say).
+    fn start_with(vault: &Path, out_dir: &Path, env: &[(&str, String)]) -> Result<Self, String> {
         let dir = out_dir.join(format!("server-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -214,6 +231,8 @@ impl ServerProcess {
             // Through the environment, so it is not on the command line.
             .env("VAULT_SERVER_API_KEY", &api_key)
             .env_remove("WORKOS_API_KEY")
+            .env_remove("WORKOS_VAULT_DATABASE_URL")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -407,26 +426,10 @@ fn server_load(net: &Path, server: &ServerProcess, plan: &Plan) -> Result<Vec<Va
     for path in ["data-key", "decrypt"] {
         let (mut rates, mut p50s, mut p99s) = (vec![], vec![], vec![]);
         for _ in 0..plan.repeats {
-            let request = json!({
-                "base_url": server.url,
-                "api_key": server.api_key,
-                "path": path,
-                "concurrency": LOAD_CONCURRENCY,
-                "requests": plan.requests,
-            });
-            let mut command = Command::new(net);
-            command.arg("load");
-            let answer = run_json(command, Some(&request))?;
-            let number = |field: &str| {
-                answer[field]
-                    .as_f64()
-                    .ok_or_else(|| format!("load printed no {field}: {answer}"))
-            };
-            let rate = number("requests")? / number("seconds")?;
-            eprintln!("bench: {path}: {rate:.0} req/s");
+            let (rate, p50, p99) = load_run(net, server, plan, path)?;
             rates.push(rate);
-            p50s.push(number("p50_us")?);
-            p99s.push(number("p99_us")?);
+            p50s.push(p50);
+            p99s.push(p99);
         }
         let name = format!("server {path}, c={LOAD_CONCURRENCY}");
         if path == "data-key" {
@@ -442,6 +445,79 @@ fn server_load(net: &Path, server: &ServerProcess, plan: &Plan) -> Result<Vec<Va
         } else {
             out.push(report(&format!("{name}: req/s"), "req/s", median(&rates)));
         }
+        out.push(report(&format!("{name}: p50 latency"), "us", median(&p50s)));
+        out.push(report(&format!("{name}: p99 latency"), "us", median(&p99s)));
+    }
+    Ok(out)
+}
+
+/// req/s, p50 and p99 latency (us) of one load run.
+type LoadResult = (f64, f64, f64);
+
+/// One load run of `path` against `server`.
+fn load_run(
+    net: &Path,
+    server: &ServerProcess,
+    plan: &Plan,
+    path: &str,
+) -> Result<LoadResult, String> {
+    let request = json!({
+        "base_url": server.url,
+        "api_key": server.api_key,
+        "path": path,
+        "concurrency": LOAD_CONCURRENCY,
+        "requests": plan.requests,
+    });
+    let mut command = Command::new(net);
+    command.arg("load");
+    let answer = run_json(command, Some(&request))?;
+    let number = |field: &str| {
+        answer[field]
+            .as_f64()
+            .ok_or_else(|| format!("load printed no {field}: {answer}"))
+    };
+    let rate = number("requests")? / number("seconds")?;
+    eprintln!("bench: {path}: {rate:.0} req/s");
+    Ok((rate, number("p50_us")?, number("p99_us")?))
+}
+
+/// Objects create and read through `server` (its store on `backend`),
+/// against the data-key route of the same server in the same repeats.
+fn object_load(
+    net: &Path,
+    server: &ServerProcess,
+    plan: &Plan,
+    backend: &str,
+) -> Result<Vec<Value>, String> {
+    let mut data_key = Vec::new();
+    let mut runs: [(&str, Vec<LoadResult>); 2] =
+        [("object-create", Vec::new()), ("object-read", Vec::new())];
+    for _ in 0..plan.repeats {
+        data_key.push(load_run(net, server, plan, "data-key")?.0);
+        for (path, results) in &mut runs {
+            results.push(load_run(net, server, plan, path)?);
+        }
+    }
+    let mut out = Vec::new();
+    for (path, results) in runs {
+        let what = if path == "object-create" {
+            "create"
+        } else {
+            "read"
+        };
+        let name = format!("objects {what} on {backend}, c={LOAD_CONCURRENCY}");
+        let rates: Vec<f64> = results.iter().map(|r| r.0).collect();
+        out.push(entry(
+            &format!("{name}: req/s"),
+            "req/s",
+            rates,
+            data_key.clone(),
+            "data-key route, same server and run",
+            true,
+            None,
+        ));
+        let p50s: Vec<f64> = results.iter().map(|r| r.1).collect();
+        let p99s: Vec<f64> = results.iter().map(|r| r.2).collect();
         out.push(report(&format!("{name}: p50 latency"), "us", median(&p50s)));
         out.push(report(&format!("{name}: p99 latency"), "us", median(&p99s)));
     }

@@ -100,8 +100,19 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
-/// A fresh cluster under `<target>/postgres`, started.
+/// A fresh cluster under `<target>/postgres`, started, with durability
+/// off (tests).
 pub fn start() -> Result<Postgres, String> {
+    start_cluster(false)
+}
+
+/// [`start`] with PostgreSQL's default durability (fsync, synchronous
+/// commit), for the benchmark rows.
+pub fn start_durable() -> Result<Postgres, String> {
+    start_cluster(true)
+}
+
+fn start_cluster(durable: bool) -> Result<Postgres, String> {
     let bin = bin_dir()?;
     let root = is_root();
     let dir = crate::openbao::target_dir().join("postgres");
@@ -145,17 +156,20 @@ pub fn start() -> Result<Postgres, String> {
         .arg(&data)
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
         .arg(&dir)
-        // Test data only: durability off, room for every test's pools.
-        .args([
+        // Room for every test's pools.
+        .args(["-c", "max_connections=300"]);
+    if !durable {
+        // Test data only: durability off.
+        postgres.args([
             "-c",
             "fsync=off",
             "-c",
             "synchronous_commit=off",
             "-c",
             "full_page_writes=off",
-            "-c",
-            "max_connections=300",
-        ])
+        ]);
+    }
+    postgres
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
