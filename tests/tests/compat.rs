@@ -938,3 +938,9 @@ fn node_11_objects() {
 fn python_objects() {
     objects_scenario(Sdk::Python);
 }
+
+#[test]
+#[ignore = "needs cargo xtask compat"]
+fn rust_crate_objects() {
+    objects_scenario(Sdk::Rust);
+}
