@@ -141,6 +141,24 @@ fn a_database_url_that_is_blank_or_unknown_is_refused() {
 }
 
 #[test]
+fn workos_and_a_database_url_together_are_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let output = vault(home.path())
+        .env("WORKOS_API_KEY", "sk_test_x")
+        .env("WORKOS_VAULT_DATABASE_URL", "sqlite:///tmp/x.db")
+        .args(["object", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unset WORKOS_VAULT_DATABASE_URL"),
+        "{stderr}"
+    );
+    assert!(!home.path().join("objects.db").exists());
+}
+
+#[test]
 fn vault_serve_speaks_the_objects_api_to_the_http_client() {
     let home = tempfile::tempdir().unwrap();
     let binary = assert_cmd::cargo::cargo_bin("vault");

@@ -55,6 +55,9 @@ pub async fn objects_from_env() -> Result<Arc<dyn ObjectService>, Error> {
                  to use WorkOS's objects API, or {API_KEY_VAR} to use the local object store"
             )));
         }
+        // Refuses what Vault::from_env refuses (WorkOS and Transit both
+        // set, say), so the two never pick different backends.
+        key_service_from_env()?;
         let service = crate::env::http_client(api_key)?;
         tracing::info!(backend = "workos", "vault objects service chosen");
         return Ok(Arc::new(service));

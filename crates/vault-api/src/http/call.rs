@@ -16,7 +16,7 @@ use super::{config_error, retry, Endpoint, Inner};
 use crate::{Error, ErrorKind};
 
 /// What every attempt of one call sends.
-pub(super) struct Outgoing {
+struct Outgoing {
     method: Method,
     path: String,
     body: Bytes,
