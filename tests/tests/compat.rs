@@ -896,3 +896,210 @@ fn migrated_rows_cross_sdks() {
     );
     println!("migrate across SDKs: {passed} cells passed");
 }
+
+/// The objects (key-value) API: the official SDK's every objects call
+/// against `vault-server` over a real SQLite store: conflicts, pages in
+/// both directions, order, search, `updatedAfter`, version checks and a
+/// deleted object's 404.
+fn objects_scenario(sdk: Sdk) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let keys: Arc<dyn vault::KeyService> =
+        Arc::new(LocalKeyService::open(dir.path().join("keyring.json")).expect("keyring"));
+    let server = runtime.block_on(async {
+        let store =
+            vault_store::ObjectStore::open_sqlite(&dir.path().join("objects.db"), keys.clone())
+                .await
+                .expect("store");
+        Server::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            keys,
+            ServerConfig::new()
+                .api_key(API_KEY)
+                .objects(Arc::new(store)),
+        )
+        .await
+        .expect("server starts")
+    });
+    let name = sdk.name();
+    let context = json!({"organization_id": "org_objects"});
+    let names: Vec<String> = (0..5).map(|i| format!("compat: item {i}")).collect();
+    let mut ops: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"op": "create_object", "name": n, "value": format!("value of {n}"), "context": context}))
+        .collect();
+    ops.push(
+        json!({"op": "create_object", "name": names[0], "value": "again", "context": context}),
+    );
+    ops.push(json!({"op": "read_object_by_name", "name": names[2]}));
+    ops.push(json!({"op": "list_objects", "limit": 2, "order": "asc", "search": "compat: item"}));
+    ops.push(json!({"op": "list_objects", "all": true, "search": "compat"}));
+    ops.push(json!({"op": "list_objects", "search": "item 3"}));
+    ops.push(json!({"op": "list_objects", "updated_after": "2000-01-01T00:00:00Z"}));
+    ops.push(json!({"op": "list_objects", "updated_after": "2999-01-01T00:00:00Z"}));
+    let results = sdk.batch(&server, ops);
+    let created: Vec<&Value> = results[..5]
+        .iter()
+        .map(|r| ok(sdk, "create_object", r))
+        .collect();
+    for (object, n) in created.iter().zip(&names) {
+        assert!(
+            object["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("obj_")),
+            "{name}: {object}"
+        );
+        assert!(object["version_id"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("ver_")));
+        assert_eq!(object["context"], context, "{name}: {n}");
+        assert_eq!(object["environment_id"], "environment_local");
+    }
+    assert_eq!(
+        results[5]["status"], 409,
+        "{name}: duplicate name: {}",
+        results[5]
+    );
+    let read = ok(sdk, "read_object_by_name", &results[6]);
+    assert_eq!(read["value"], format!("value of {}", names[2]), "{name}");
+    assert_eq!(read["id"], created[2]["id"]);
+    let first = ok(sdk, "list_objects", &results[7]);
+    assert_eq!(
+        first["names"],
+        json!([names[0], names[1]]),
+        "{name}: first page, oldest first"
+    );
+    let after = first["after"].as_str().expect("an after cursor").to_owned();
+    let all = ok(sdk, "list_objects", &results[8]);
+    let newest_first: Vec<&String> = names.iter().rev().collect();
+    assert_eq!(
+        all["names"],
+        json!(newest_first),
+        "{name}: every page, newest first"
+    );
+    assert_eq!(
+        ok(sdk, "list_objects", &results[9])["names"],
+        json!([names[3]])
+    );
+    assert_eq!(
+        ok(sdk, "list_objects", &results[10])["names"]
+            .as_array()
+            .map(Vec::len),
+        Some(5),
+        "{name}: updatedAfter in the past"
+    );
+    assert_eq!(
+        ok(sdk, "list_objects", &results[11])["names"],
+        json!([]),
+        "{name}: updatedAfter in the future"
+    );
+
+    let id = created[2]["id"].as_str().expect("id").to_owned();
+    let v1 = created[2]["version_id"]
+        .as_str()
+        .expect("version")
+        .to_owned();
+    let results = sdk.batch(
+        &server,
+        vec![
+            json!({"op": "list_objects", "limit": 2, "order": "asc", "search": "compat: item", "after": after}),
+            json!({"op": "update_object", "id": id, "value": "second", "version_check": v1}),
+            json!({"op": "update_object", "id": id, "value": "lost", "version_check": v1}),
+            json!({"op": "update_object", "id": id, "value": "third"}),
+            json!({"op": "read_object", "id": id}),
+            json!({"op": "describe_object", "id": id}),
+            json!({"op": "list_object_versions", "id": id}),
+            json!({"op": "delete_object", "id": id, "version_check": v1}),
+        ],
+    );
+    let second = ok(sdk, "list_objects", &results[0]);
+    assert_eq!(
+        second["names"],
+        json!([names[2], names[3]]),
+        "{name}: the page after"
+    );
+    let updated = ok(sdk, "update_object", &results[1]);
+    assert!(
+        updated.get("value").is_none(),
+        "{name}: update answers without the value"
+    );
+    assert_eq!(
+        results[2]["status"], 409,
+        "{name}: stale version_check: {}",
+        results[2]
+    );
+    let blind = ok(sdk, "update_object", &results[3]);
+    let v3 = blind["version_id"].as_str().expect("version").to_owned();
+    let read = ok(sdk, "read_object", &results[4]);
+    assert_eq!(read["value"], "third", "{name}: no lost update");
+    assert_eq!(read["version_id"], v3.as_str());
+    let described = ok(sdk, "describe_object", &results[5]);
+    assert_eq!(described["version_id"], v3.as_str());
+    assert!(described.get("value").is_none());
+    let versions = ok(sdk, "list_object_versions", &results[6])["versions"]
+        .as_array()
+        .expect("versions")
+        .clone();
+    assert_eq!(versions.len(), 3, "{name}");
+    assert_eq!(versions[0]["id"], v3.as_str(), "{name}: newest first");
+    assert_eq!(versions[0]["current_version"], true);
+    assert_eq!(versions[2]["current_version"], false);
+    assert_eq!(versions[0]["size"], 5);
+    assert_eq!(
+        results[7]["status"], 409,
+        "{name}: stale delete: {}",
+        results[7]
+    );
+
+    let before = second["before"]
+        .as_str()
+        .expect("a before cursor")
+        .to_owned();
+    let results = sdk.batch(
+        &server,
+        vec![
+            json!({"op": "list_objects", "limit": 2, "order": "asc", "search": "compat: item", "before": before}),
+            json!({"op": "delete_object", "id": id, "version_check": v3}),
+            json!({"op": "read_object", "id": id}),
+            json!({"op": "read_object_by_name", "name": names[2]}),
+            json!({"op": "delete_object", "id": id}),
+            json!({"op": "read_object", "id": "obj_1"}),
+        ],
+    );
+    assert_eq!(
+        ok(sdk, "list_objects", &results[0])["names"],
+        json!([names[0], names[1]]),
+        "{name}: the page before"
+    );
+    assert_eq!(ok(sdk, "delete_object", &results[1])["deleted"], true);
+    for (i, status) in [(2, 404), (3, 404), (4, 404), (5, 400)] {
+        assert_eq!(
+            results[i]["status"], status,
+            "{name}: op {i}: {}",
+            results[i]
+        );
+    }
+    drop(server);
+}
+
+#[test]
+#[ignore = "needs cargo xtask compat"]
+fn node_11_objects() {
+    objects_scenario(Sdk::Node11);
+}
+
+#[test]
+#[ignore = "needs cargo xtask compat"]
+fn python_objects() {
+    objects_scenario(Sdk::Python);
+}
+
+#[test]
+#[ignore = "needs cargo xtask compat"]
+fn rust_crate_objects() {
+    objects_scenario(Sdk::Rust);
+}

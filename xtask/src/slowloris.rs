@@ -73,7 +73,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 args.push("--tls-key".into());
                 args.push(out_dir.join("key.pem").into());
             }
-            let server = ServerProcess::start_with(&bin.join("vault"), &out_dir, &args)?;
+            let server = ServerProcess::start_with(&bin.join("vault"), &out_dir, &args, &[])?;
             let address = server
                 .url
                 .split("://")

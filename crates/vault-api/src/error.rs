@@ -30,6 +30,16 @@ pub enum ErrorKind {
     Random,
     /// A request could not be encoded (JSON serialization failed).
     Encode,
+    /// The object (or its version) does not exist (HTTP 404).
+    NotFound,
+    /// The object's name is taken, or its current version is not the one
+    /// a `version_check` named (HTTP 409).
+    Conflict,
+    /// A request breaks the rules of the objects API: a malformed id, a
+    /// name or value out of bounds, a bad cursor or query (HTTP 400).
+    InvalidRequest,
+    /// An object store's database failed (HTTP 500).
+    Storage,
 }
 
 /// An error from a key service.

@@ -12,6 +12,7 @@
 mod builder;
 mod call;
 mod hyper_client;
+mod objects;
 mod proxy;
 mod response;
 mod tls;
@@ -34,7 +35,9 @@ use crate::wire::{self, SecretString};
 use crate::{DataKey, DataKeyPair, Error, ErrorKind, KeyContext, KeyService};
 
 /// A [`KeyService`] that calls WorkOS Vault's key API (or anything that
-/// speaks it, such as `vault-server`) over HTTP.
+/// speaks it, such as `vault-server`) over HTTP; it is also an
+/// [`ObjectService`](crate::ObjectService) for the objects API, over the
+/// same transport, pool, retries and deadline.
 ///
 /// Requests go through a [`Transport`]: by default a
 /// [`HyperTransport`](transport::HyperTransport), whose connections are

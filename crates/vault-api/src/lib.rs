@@ -16,6 +16,8 @@
 //!   [`HttpKeyService`] and the Transit key service follow it. Behind
 //!   `http`.
 //! - [`CachingKeyService`]: an opt-in cache in front of any key service.
+//! - [`object`]: WorkOS Vault's objects (key-value) API: the
+//!   [`ObjectService`] trait and its wire types.
 //!
 //! The embedded key service over a local keyring is in the `vault-local`
 //! crate.
@@ -35,6 +37,7 @@ mod context;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+pub mod object;
 #[cfg(feature = "http")]
 mod retry;
 mod service;
@@ -46,6 +49,7 @@ pub use error::{Error, ErrorKind};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::{transport, HttpKeyService, HttpKeyServiceBuilder, ALLOW_INSECURE_HTTP_VAR};
+pub use object::ObjectService;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use retry::RetryPolicy;

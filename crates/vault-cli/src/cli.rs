@@ -33,7 +33,8 @@ pub const DATA_KEY_VAR: &str = "WORKOS_VAULT_DATA_KEY";
 /// error or bad input; 3 key service unreachable; 4 local system failure
 /// (cannot start, listen, write output or the keyring file); 5 `migrate`
 /// could not convert some records (written back unchanged, listed on
-/// stderr).
+/// stderr); 6 object not found; 7 object conflict (name taken, stale
+/// --version-check).
 ///
 /// RUST_LOG=info shows the backend chosen and the key service's retries.
 #[derive(Debug, Parser)]
@@ -60,7 +61,7 @@ impl Args {
 
 /// The repeatable `--context NAME=VALUE` of every command that wraps keys.
 #[derive(Debug, clap::Args)]
-struct ContextArgs {
+pub(crate) struct ContextArgs {
     /// A key context entry, `name=value`; repeat for more.
     #[arg(
         long = "context",
@@ -72,7 +73,7 @@ struct ContextArgs {
 }
 
 impl ContextArgs {
-    fn parse(&self) -> Result<KeyContext, Failure> {
+    pub(crate) fn parse(&self) -> Result<KeyContext, Failure> {
         let mut context = KeyContext::new();
         for entry in &self.entries {
             let (name, value) = entry.split_once('=').ok_or_else(|| {
@@ -153,6 +154,10 @@ enum Command {
     /// Move stored ciphertexts to another SDK's layout, key context or key
     /// service, in bulk.
     Migrate(crate::migrate::MigrateArgs),
+    /// Store, read, list, update and delete objects (WorkOS Vault's
+    /// key-value API); values come from stdin or --value-file.
+    #[command(subcommand)]
+    Object(crate::object::ObjectCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,7 +184,7 @@ enum KeyringCommand {
     Show,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -191,6 +196,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// that mint keys pass `create`: the others never make a keyring (one made
 /// by mistake would hold keys nothing else has).
 pub(crate) fn vault_from_env(create: bool) -> Result<Vault, Failure> {
+    Ok(Vault::builder()
+        .shared_key_service(backend(create)?.into_service())
+        .build()?)
+}
+
+/// The backend the environment chooses, as every command sees it: the
+/// default keyring when nothing else is configured, created only when
+/// `create` (and then said once on stderr).
+pub(crate) fn backend(create: bool) -> Result<vault::env::Backend, Failure> {
     let options = EnvOptions::new()
         .default_keyring(true)
         .create_keyring(create);
@@ -198,9 +212,7 @@ pub(crate) fn vault_from_env(create: bool) -> Result<Vault, Failure> {
     if let Some(path) = backend.keyring_path().filter(|_| backend.created_keyring()) {
         crate::note(&created_keyring_line(path));
     }
-    Ok(Vault::builder()
-        .shared_key_service(backend.into_service())
-        .build()?)
+    Ok(backend)
 }
 
 /// The one stderr line of a command that created the keyring.
@@ -264,6 +276,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Command::Keyring(command) => keyring(command),
         Command::Serve(args) => crate::serve::run(args),
         Command::Migrate(args) => crate::migrate::run(args),
+        Command::Object(command) => crate::object::run(command),
     }
 }
 

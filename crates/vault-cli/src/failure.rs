@@ -18,6 +18,11 @@ pub const SYSTEM: u8 = 4;
 /// Exit code: `vault migrate` could not convert some records (they were
 /// written back unchanged and listed on stderr).
 pub const PARTIAL: u8 = 5;
+/// Exit code: the object (or its name) does not exist (HTTP 404).
+pub const NOT_FOUND: u8 = 6;
+/// Exit code: the object's name is taken, or `--version-check` is not the
+/// current version any more (HTTP 409).
+pub const CONFLICT: u8 = 7;
 
 /// A failed command: the one line for stderr and the exit code.
 #[derive(Debug)]
@@ -76,7 +81,9 @@ fn key_service_code(error: &vault::KeyServiceError) -> u8 {
         ErrorKind::Connect | ErrorKind::Timeout => UNREACHABLE,
         ErrorKind::Api if error.status().is_some_and(|s| s >= 500) => UNREACHABLE,
         ErrorKind::Api | ErrorKind::InvalidResponse => REFUSED,
-        ErrorKind::Random | ErrorKind::Encode => SYSTEM,
+        ErrorKind::Random | ErrorKind::Encode | ErrorKind::Storage => SYSTEM,
+        ErrorKind::NotFound => NOT_FOUND,
+        ErrorKind::Conflict => CONFLICT,
         _ => USAGE,
     }
 }

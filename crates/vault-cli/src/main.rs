@@ -5,12 +5,15 @@
 //! Transit when `VAULT_TRANSIT_KEY` is, otherwise the local keyring. Exit
 //! codes are in [`failure`]: 0 success, 1 authentication or decryption
 //! failure, 2 usage error or bad input, 3 key service unreachable, 4 local
-//! system failure, 5 `migrate` left some records unchanged.
+//! system failure, 5 `migrate` left some
+//! records unchanged, 6 object not found, 7 object conflict (name taken,
+//! stale version check).
 
 mod cli;
 mod failure;
 mod io;
 mod migrate;
+mod object;
 mod process;
 mod serve;
 

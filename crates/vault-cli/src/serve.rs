@@ -1,5 +1,7 @@
 //! `vault serve`: WorkOS's key endpoints over the local keyring, or over a
-//! Transit engine when `VAULT_TRANSIT_KEY` is set.
+//! Transit engine when `VAULT_TRANSIT_KEY` is set, and the objects API over
+//! a store beside the keyring (`objects.db`, SQLite) or in
+//! `WORKOS_VAULT_DATABASE_URL` (PostgreSQL for several replicas).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,6 +77,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(keyring) = &backend.keyring {
         config = config.readiness(readiness(keyring.clone()));
     }
+    // The objects API, over a store whose values this key service seals.
+    let objects = runtime.block_on(vault::object_store_from_env(backend.service.clone()))?;
+    let objects_backend = objects.backend().as_str();
+    config = config.objects(Arc::new(objects));
     if !args.no_access_log {
         // Written by a thread of its own: a stalled stderr drops lines
         // (counted in the metrics), it never stalls serving.
@@ -105,7 +111,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         };
         // The one line scripts wait for: where to point SDKs.
         crate::note(&format!(
-            "vault: serving WorkOS key endpoints on {scheme}://{address} ({})",
+            "vault: serving WorkOS key endpoints on {scheme}://{address} ({}; objects in {objects_backend})",
             backend.description
         ));
         vault_server::serve_with_shutdown(

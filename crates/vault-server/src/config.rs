@@ -51,6 +51,7 @@ pub struct ServerConfig {
     pub(crate) metrics: Metrics,
     pub(crate) access_log: Option<AccessLog>,
     pub(crate) readiness: Option<Readiness>,
+    pub(crate) objects: Option<Arc<dyn vault_api::ObjectService>>,
     #[cfg(feature = "test-util")]
     pub(crate) faults: crate::Faults,
 }
@@ -231,6 +232,15 @@ impl ServerConfig {
         self
     }
 
+    /// Serves WorkOS Vault's objects API (`/vault/v1/kv...`) over
+    /// `objects` (such as the SQL store of `vault-store`), with the key
+    /// routes' authentication, limits, metrics and access log. Without it
+    /// those routes answer 404 with a message saying so.
+    pub fn objects(mut self, objects: Arc<dyn vault_api::ObjectService>) -> Self {
+        self.objects = Some(objects);
+        self
+    }
+
     /// Fault injection, for tests of clients (`test-util` feature): see
     /// [`Faults`](crate::Faults). A server without this call never injects
     /// faults.
@@ -263,7 +273,8 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_grace", &self.limits.shutdown_grace)
             .field("tls", &self.tls)
             .field("access_log", &self.access_log.is_some())
-            .field("readiness", &self.readiness.is_some());
+            .field("readiness", &self.readiness.is_some())
+            .field("objects", &self.objects);
         #[cfg(feature = "test-util")]
         debug.field("faults", &self.faults);
         debug.finish()

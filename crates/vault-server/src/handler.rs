@@ -13,7 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 use vault_api::wire;
-use vault_api::KeyService;
+use vault_api::{KeyService, ObjectService};
 
 use crate::access_log::{AccessLog, Entry};
 use crate::body::{read_body, BodyError, RequestBody};
@@ -44,6 +44,8 @@ pub(crate) struct Peer {
 /// What every connection shares.
 pub(crate) struct App {
     service: Arc<dyn KeyService>,
+    /// The objects API's service, when the server has one.
+    objects: Option<Arc<dyn ObjectService>>,
     /// SHA-256 of each accepted API key, computed once: comparing
     /// fixed-length digests keeps the comparison constant-time whatever the
     /// keys' lengths, and the keys themselves need not stay in memory.
@@ -67,6 +69,7 @@ impl App {
         );
         Arc::new(App {
             service,
+            objects: config.objects,
             api_key_digests: config
                 .api_keys
                 .iter()
@@ -174,6 +177,7 @@ impl App {
             return Ok(self.ready().await);
         }
         let version = request.version();
+        let (method, uri) = (request.method().clone(), request.uri().clone());
         let body = match read_body(request, self.max_body_bytes).await {
             Ok(body) => body,
             Err(error) => return Ok(self.body_refusal(error, version)),
@@ -181,6 +185,10 @@ impl App {
         let answer = match route {
             Route::DataKey => self.create_data_key(&body).await,
             Route::Decrypt => self.decrypt(&body).await,
+            route if route.is_object() => {
+                let objects = self.objects.as_deref();
+                crate::objects::answer(objects, &self.metrics, route, &method, &uri, &body).await
+            }
             _ => self.rekey(&body).await,
         };
         Ok(answer.unwrap_or_else(Reject::into_response))

@@ -11,6 +11,7 @@
 //! | `POST /vault/v1/keys/data-key` | `{"context", "data_key", "encrypted_keys", "id"}` |
 //! | `POST /vault/v1/keys/decrypt` | `{"data_key", "id"}` |
 //! | `POST /vault/v1/keys/rekey` | as `data-key` |
+//! | `/vault/v1/kv...` (the 8 objects endpoints) | as WorkOS answers, over [`ServerConfig::objects`]; 404 without one |
 //! | `GET /health` (or `/health/live`) | alive: `{"status":"ok"}`, without authentication |
 //! | `GET /health/ready` | ready: `{"status":"ready"}` when the key service creates and decrypts a data key within [`ServerConfig::ready_timeout`] (and [`ServerConfig::readiness`] passes), else 503 with `Retry-After`; without authentication |
 //!
@@ -72,6 +73,7 @@ mod connection;
 mod faults;
 mod handler;
 mod metrics;
+mod objects;
 mod ready;
 mod reply;
 #[cfg(feature = "test-util")]

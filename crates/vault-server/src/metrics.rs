@@ -48,8 +48,10 @@ const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// holds [`ServerConfig::max_connections_per_peer`](crate::ServerConfig::max_connections_per_peer)
 /// already (`reason="per_peer"`).
 ///
-/// Routes are `data_key`, `decrypt`, `rekey`, `health`, `ready` and
-/// `not_found`, so a scan of random paths cannot grow the label set.
+/// Routes are `data_key`, `decrypt`, `rekey`, the objects API's `objects`,
+/// `object`, `object_by_name`, `object_metadata` and `object_versions`,
+/// `health`, `ready` and `not_found`, so a scan of random paths cannot grow
+/// the label set.
 #[derive(Clone, Default)]
 pub struct Metrics {
     inner: Arc<Inner>,

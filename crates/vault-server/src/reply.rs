@@ -26,7 +26,7 @@ pub(crate) struct Reject {
 }
 
 impl Reject {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Reject {
             status,
             message: message.into(),
@@ -62,13 +62,22 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
 /// not a string is a 422, as WorkOS answers, not a 400. A `context` that
 /// is not an object at all stays a 400, like any malformed body.
 pub(crate) fn parse_with_context<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
-    parse(body).map_err(|reject| context_rejection(body).unwrap_or(reject))
+    parse_with_context_field(body, "context")
 }
 
-fn context_rejection(body: &[u8]) -> Option<Reject> {
+/// [`parse_with_context`] for a body whose key context is in `field`
+/// (`key_context` for objects).
+pub(crate) fn parse_with_context_field<T: DeserializeOwned>(
+    body: &[u8],
+    field: &str,
+) -> Result<T, Reject> {
+    parse(body).map_err(|reject| context_rejection(body, field).unwrap_or(reject))
+}
+
+fn context_rejection(body: &[u8], field: &str) -> Option<Reject> {
     let mut request: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).ok()?;
-    let serde_json::Value::Object(context) = request.remove("context")? else {
+    let serde_json::Value::Object(context) = request.remove(field)? else {
         return None;
     };
     let unprocessable = |message: String| Reject::new(StatusCode::UNPROCESSABLE_ENTITY, message);

@@ -38,7 +38,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vault_api::KeyService;
+use vault_api::{KeyService, ObjectService};
 use vault_local::LocalKeyService;
 
 use crate::Error;
@@ -101,6 +101,8 @@ pub enum BackendKind {
 /// The key service the environment chose, and what to say about it.
 pub struct Backend {
     service: Arc<dyn KeyService>,
+    /// WorkOS's objects API, through the key service's own client.
+    objects: Option<Arc<dyn ObjectService>>,
     kind: BackendKind,
     description: String,
     keyring: Option<PathBuf>,
@@ -131,6 +133,13 @@ impl Backend {
     /// Whoever created it should tell the user to back it up.
     pub fn created_keyring(&self) -> bool {
         self.created_keyring
+    }
+
+    /// The objects API of the key service itself, when it has one
+    /// (WorkOS: the same client, pool and retries as the key calls).
+    /// Other backends keep objects in a local store instead.
+    pub fn object_service(&self) -> Option<&Arc<dyn ObjectService>> {
+        self.objects.as_ref()
     }
 
     /// The key service.
@@ -262,6 +271,7 @@ fn keyring_backend(path: PathBuf, create: bool) -> Result<Backend, Error> {
     tracing::info!(backend = "local", keyring = %path.display(), "vault key service chosen");
     Ok(Backend {
         service: Arc::new(service),
+        objects: None,
         kind: BackendKind::Keyring,
         description: format!("keyring {}", path.display()),
         keyring: Some(path),
@@ -301,6 +311,7 @@ fn transit_backend(
             service.key_name()
         ),
         service: Arc::new(service.clone()),
+        objects: None,
         kind: BackendKind::Transit,
         keyring: None,
         created_keyring: false,
@@ -321,7 +332,8 @@ fn http_backend(api_key: String, base_url: Option<String>) -> Result<Backend, Er
     tracing::info!(backend = "workos", base_url, "vault key service chosen");
     Ok(Backend {
         description: format!("WorkOS at {base_url}"),
-        service: Arc::new(service),
+        service: Arc::new(service.clone()),
+        objects: Some(Arc::new(service)),
         kind: BackendKind::WorkOs,
         keyring: None,
         created_keyring: false,

@@ -81,6 +81,7 @@
 //! | `http` | yes | [`HttpKeyService`] (WorkOS's API over hyper and rustls with *ring*), [`RetryPolicy`], [`transport`] |
 //! | `transit` | yes | [`TransitKeyService`] (OpenBao / HashiCorp Vault Transit), chosen by `VAULT_TRANSIT_KEY` in [`Vault::from_env`]; implies `http` |
 //! | `blocking` | no | `blocking::Vault`, every operation without async |
+//! | `objects` | no | WorkOS Vault's objects (key-value) API: `objects_from_env`, `objects_for` and the SQL store `ObjectStore` (SQLite embedded, PostgreSQL at scale) |
 //!
 //! `vault-format`'s `simd` feature (SIMD base64) is always on here.
 #![forbid(unsafe_code)]
@@ -91,6 +92,8 @@ pub mod env;
 mod error;
 mod inspect;
 mod migrate;
+#[cfg(feature = "objects")]
+mod objects;
 mod options;
 
 #[cfg(feature = "blocking")]
@@ -103,12 +106,24 @@ pub use env::{keyring_path, API_KEY_VAR, BASE_URL_VAR, KEYRING_VAR};
 pub use error::{Error, ErrorKind};
 pub use inspect::Inspection;
 pub use migrate::{Change, Migrated, Migration};
+#[cfg(feature = "objects")]
+#[cfg_attr(docsrs, doc(cfg(feature = "objects")))]
+pub use objects::{
+    object_store_from_env, object_store_url, objects_for, objects_from_env, DATABASE_URL_VAR,
+};
 pub use options::{DecryptOptions, EncryptOptions};
+/// The objects (key-value) API: the trait, its wire types and options.
+#[cfg(feature = "objects")]
+#[cfg_attr(docsrs, doc(cfg(feature = "objects")))]
+pub use vault_api::object;
 pub use vault_api::wire;
 /// The error of a [`KeyService`]; inside [`Error::KeyService`].
 pub use vault_api::Error as KeyServiceError;
 /// The kind of a [`KeyServiceError`].
 pub use vault_api::ErrorKind as KeyServiceErrorKind;
+#[cfg(feature = "objects")]
+#[cfg_attr(docsrs, doc(cfg(feature = "objects")))]
+pub use vault_api::ObjectService;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use vault_api::{transport, HttpKeyService, HttpKeyServiceBuilder, RetryPolicy};
@@ -118,6 +133,9 @@ pub use vault_api::{
 };
 pub use vault_crypto::{MAX_PLAINTEXT_LEN, TAG_LEN};
 pub use vault_format::{b64, Layout, Sdk, UnknownLayout, UnknownSdk};
+#[cfg(feature = "objects")]
+#[cfg_attr(docsrs, doc(cfg(feature = "objects")))]
+pub use vault_store::{ObjectStore, StoreOptions};
 
 /// Room [`Vault::encrypt_in_place`] wants before the plaintext: the
 /// envelope's head (IV, tag and the key service's blob, which is a few

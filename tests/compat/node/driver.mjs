@@ -119,6 +119,24 @@ function dataKeyPair(result) {
   };
 }
 
+function metadata(m) {
+  return {
+    id: m.id,
+    version_id: m.versionId,
+    environment_id: m.environmentId,
+    key_id: m.keyId,
+    context: m.context,
+    updated_at: m.updatedAt.toISOString(),
+    updated_by: m.updatedBy,
+  };
+}
+
+function vaultObject(o) {
+  const out = { id: o.id, name: o.name, version_id: o.metadata.versionId };
+  if (o.value !== undefined) out.value = o.value;
+  return out;
+}
+
 function describeError(e) {
   const out = {
     error: e && e.message ? String(e.message) : String(e),
@@ -181,6 +199,70 @@ async function runOp(workos, sdkVersion, op) {
       const unsupported = unsupportedAad(sdkVersion, aad);
       if (unsupported) return unsupported;
       return call(async () => ({ plaintext: await vault.decrypt(ciphertext, aad) }));
+    }
+    // The objects (key-value) API, 11.x only.
+    case 'create_object': {
+      const name = requireString(op, 'name');
+      const value = requireString(op, 'value');
+      const context = requireObject(op, 'context');
+      return call(async () => metadata(await vault.createObject({ name, value, context })));
+    }
+    case 'read_object': {
+      const id = requireString(op, 'id');
+      return call(async () => vaultObject(await vault.readObject({ id })));
+    }
+    case 'read_object_by_name': {
+      const name = requireString(op, 'name');
+      return call(async () => vaultObject(await vault.readObjectByName(name)));
+    }
+    case 'describe_object': {
+      const id = requireString(op, 'id');
+      return call(async () => vaultObject(await vault.describeObject({ id })));
+    }
+    case 'update_object': {
+      const id = requireString(op, 'id');
+      const value = requireString(op, 'value');
+      const versionCheck = optionalString(op, 'version_check');
+      return call(async () => vaultObject(await vault.updateObject({ id, value, versionCheck })));
+    }
+    case 'delete_object': {
+      const id = requireString(op, 'id');
+      const versionCheck = optionalString(op, 'version_check');
+      return call(async () => {
+        await vault.deleteObject({ id, versionCheck });
+        return { deleted: true };
+      });
+    }
+    case 'list_object_versions': {
+      const id = requireString(op, 'id');
+      return call(async () => ({
+        versions: (await vault.listObjectVersions({ id })).map((v) => ({
+          id: v.id,
+          current_version: v.currentVersion,
+          size: v.size,
+          etag: v.etag,
+          created_at: v.createdAt.toISOString(),
+        })),
+      }));
+    }
+    case 'list_objects': {
+      const options = {};
+      for (const name of ['before', 'after', 'order', 'search']) {
+        const value = optionalString(op, name);
+        if (value !== undefined) options[name] = value;
+      }
+      if (typeof op.limit === 'number') options.limit = op.limit;
+      const updatedAfter = optionalString(op, 'updated_after');
+      if (updatedAfter !== undefined) options.updatedAfter = new Date(updatedAfter);
+      return call(async () => {
+        const page = await vault.listObjects(options);
+        if (op.all) return { names: (await page.autoPagination()).map((o) => o.name) };
+        return {
+          names: page.data.map((o) => o.name),
+          before: page.listMetadata.before,
+          after: page.listMetadata.after,
+        };
+      });
     }
     case 'batch': {
       if (!Array.isArray(op.ops)) throw new UsageError('batch: ops (array) is required');

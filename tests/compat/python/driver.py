@@ -143,6 +143,104 @@ def run_op(client: WorkOSClient, op: Any) -> Dict[str, Any]:
                 "plaintext": vault.decrypt(encrypted_data=ciphertext, associated_data=aad)
             }
         )
+    # The objects (key-value) API.
+    if name == "create_object":
+        obj_name = require_str(op, "name")
+        value = require_str(op, "value")
+        context = require_obj(op, "context")
+
+        def create_object() -> Dict[str, Any]:
+            m = vault.create_kv(key_context=context, name=obj_name, value=value)
+            return {
+                "id": m.id,
+                "version_id": m.version_id,
+                "environment_id": m.environment_id,
+                "key_id": m.key_id,
+                "context": dict(m.context) if isinstance(m.context, dict) else m.context,
+                "updated_at": str(m.updated_at),
+            }
+
+        return call(create_object)
+    if name in ("read_object", "read_object_by_name", "describe_object"):
+        key = "name" if name == "read_object_by_name" else "id"
+        arg = require_str(op, key)
+
+        def read() -> Dict[str, Any]:
+            if name == "read_object":
+                o = vault.get_kv(arg)
+            elif name == "read_object_by_name":
+                o = vault.get_name(arg)
+            else:
+                o = vault.list_kv_metadata(arg)
+            out = {"id": o.id, "name": o.name, "version_id": o.metadata.version_id}
+            value = getattr(o, "value", None)
+            if value is not None:
+                out["value"] = value
+            return out
+
+        return call(read)
+    if name == "update_object":
+        obj_id = require_str(op, "id")
+        value = require_str(op, "value")
+        check = optional_str(op, "version_check")
+
+        def update() -> Dict[str, Any]:
+            if check is None:
+                o = vault.update_kv(obj_id, value=value)
+            else:
+                o = vault.update_kv(obj_id, value=value, version_check=check)
+            return {"id": o.id, "name": o.name, "version_id": o.metadata.version_id}
+
+        return call(update)
+    if name == "delete_object":
+        obj_id = require_str(op, "id")
+        check = optional_str(op, "version_check")
+
+        def delete() -> Dict[str, Any]:
+            vault.delete_kv(obj_id, version_check=check)
+            return {"deleted": True}
+
+        return call(delete)
+    if name == "list_object_versions":
+        obj_id = require_str(op, "id")
+
+        def versions() -> Dict[str, Any]:
+            r = vault.list_kv_versions(obj_id)
+            return {
+                "versions": [
+                    {
+                        "id": v.id,
+                        "current_version": v.current_version,
+                        "size": v.size,
+                        "etag": v.etag,
+                        "created_at": str(v.created_at),
+                    }
+                    for v in r.data
+                ]
+            }
+
+        return call(versions)
+    if name == "list_objects":
+        kwargs: Dict[str, Any] = {}
+        for key in ("before", "after", "order", "search", "updated_after"):
+            value = optional_str(op, key)
+            if value is not None:
+                kwargs[key] = value
+        if isinstance(op.get("limit"), int):
+            kwargs["limit"] = op["limit"]
+
+        def list_objects() -> Dict[str, Any]:
+            page = vault.list_kv(**kwargs)
+            if op.get("all"):
+                return {"names": [o.name for o in page.auto_paging_iter()]}
+            meta = page.list_metadata
+            return {
+                "names": [o.name for o in page.data],
+                "before": meta.before,
+                "after": meta.after,
+            }
+
+        return call(list_objects)
     if name == "batch":
         ops = op.get("ops")
         if not isinstance(ops, list):

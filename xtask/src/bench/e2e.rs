@@ -162,26 +162,10 @@ pub(crate) fn server_load(
     for path in ["data-key", "decrypt"] {
         let (mut rates, mut p50s, mut p99s) = (vec![], vec![], vec![]);
         for _ in 0..plan.repeats {
-            let request = json!({
-                "base_url": server.url,
-                "api_key": server.api_key,
-                "path": path,
-                "concurrency": LOAD_CONCURRENCY,
-                "requests": plan.requests,
-            });
-            let mut command = Command::new(net);
-            command.arg("load");
-            let answer = run_json(command, Some(&request))?;
-            let number = |field: &str| {
-                answer[field]
-                    .as_f64()
-                    .ok_or_else(|| format!("load printed no {field}: {answer}"))
-            };
-            let rate = number("requests")? / number("seconds")?;
-            eprintln!("bench: {path}: {rate:.0} req/s");
+            let (rate, p50, p99) = load_run(net, server, plan, path)?;
             rates.push(rate);
-            p50s.push(number("p50_us")?);
-            p99s.push(number("p99_us")?);
+            p50s.push(p50);
+            p99s.push(p99);
         }
         let name = format!("server {path}, c={LOAD_CONCURRENCY}");
         if path == "data-key" {
@@ -201,6 +185,87 @@ pub(crate) fn server_load(
                 median(&rates),
             ));
         }
+        out.push(Measurement::report(
+            &format!("{name}: p50 latency"),
+            "us",
+            median(&p50s),
+        ));
+        out.push(Measurement::report(
+            &format!("{name}: p99 latency"),
+            "us",
+            median(&p99s),
+        ));
+    }
+    Ok(out)
+}
+
+/// req/s, p50 and p99 latency (us) of one load run.
+type LoadResult = (f64, f64, f64);
+
+/// One load run of `path` against `server`.
+fn load_run(
+    net: &Path,
+    server: &ServerProcess,
+    plan: &Plan,
+    path: &str,
+) -> Result<LoadResult, String> {
+    let request = json!({
+        "base_url": server.url,
+        "api_key": server.api_key,
+        "path": path,
+        "concurrency": LOAD_CONCURRENCY,
+        "requests": plan.requests,
+    });
+    let mut command = Command::new(net);
+    command.arg("load");
+    let answer = run_json(command, Some(&request))?;
+    let number = |field: &str| {
+        answer[field]
+            .as_f64()
+            .ok_or_else(|| format!("load printed no {field}: {answer}"))
+    };
+    let rate = number("requests")? / number("seconds")?;
+    eprintln!("bench: {path}: {rate:.0} req/s");
+    Ok((rate, number("p50_us")?, number("p99_us")?))
+}
+
+/// Objects create and read through `server` (its store on `backend`),
+/// against the data-key route of the same server in the same repeats.
+pub(crate) fn object_load(
+    net: &Path,
+    server: &ServerProcess,
+    plan: &Plan,
+    backend: &str,
+) -> Result<Vec<Measurement>, String> {
+    let mut data_key = Vec::new();
+    let mut runs: [(&str, Vec<LoadResult>); 2] =
+        [("object-create", Vec::new()), ("object-read", Vec::new())];
+    for _ in 0..plan.repeats {
+        data_key.push(load_run(net, server, plan, "data-key")?.0);
+        for (path, results) in &mut runs {
+            results.push(load_run(net, server, plan, path)?);
+        }
+    }
+    let mut out = Vec::new();
+    for (path, results) in runs {
+        let what = if path == "object-create" {
+            "create"
+        } else {
+            "read"
+        };
+        let name = format!("objects {what} on {backend}, c={LOAD_CONCURRENCY}");
+        let rates: Vec<f64> = results.iter().map(|r| r.0).collect();
+        out.push(entry(
+            &format!("{name}: req/s"),
+            "req/s",
+            rates,
+            data_key.clone(),
+            "data-key route, same server and run",
+            true,
+            None,
+        ));
+        let p50s: Vec<f64> = results.iter().map(|r| r.1).collect();
+        let p99s: Vec<f64> = results.iter().map(|r| r.2).collect();
         out.push(Measurement::report(
             &format!("{name}: p50 latency"),
             "us",

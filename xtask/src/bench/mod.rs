@@ -35,7 +35,8 @@ const DOC: &str = "Builds release binaries, installs the pinned peer SDKs, start
 in its own process and measures, each against its baseline in the same run:
 AEAD against raw ring, the local decrypt path (ns and allocations per op),
 end to end against @workos-inc/node 11.0.0 and workos 10.8.0 (Python),
-caching, server throughput, and the peak memory and wall time of encrypting
+caching, server throughput, objects create and read on SQLite and
+PostgreSQL (against the data-key route of the same server), and the peak memory and wall time of encrypting
 and decrypting a 256 MiB file (against coreutils base64; GNU time measures
 memory), and `vault migrate` re-framing a 1 GiB file of 1 KiB ciphertexts
 (against `base64 -d | base64 -w0`; peak memory against 64 MiB). Writes
@@ -91,6 +92,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         summary.extend(e2e::end_to_end(&root, &net, &server, &plan)?);
         eprintln!("bench: server throughput");
         summary.extend(e2e::server_load(&net, &server, &plan)?);
+    }
+    eprintln!("bench: objects through vault serve, on SQLite and on PostgreSQL");
+    {
+        let server = ServerProcess::start(&bin.join("vault"), &out_dir)?;
+        summary.extend(e2e::object_load(&net, &server, &plan, "SQLite")?);
+    }
+    {
+        let postgres = crate::postgres::start_durable()?;
+        let env = [("WORKOS_VAULT_DATABASE_URL", postgres.url().to_owned())];
+        let server = ServerProcess::start_with(&bin.join("vault"), &out_dir, &[], &env)?;
+        summary.extend(e2e::object_load(&net, &server, &plan, "PostgreSQL")?);
     }
     eprintln!("bench: caching");
     summary.extend(measurements(&net, &["cache"], plan.flag())?);

@@ -77,14 +77,16 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     pub(crate) fn start(vault: &Path, out_dir: &Path) -> Result<Self, String> {
-        Self::start_with(vault, out_dir, &[])
+        Self::start_with(vault, out_dir, &[], &[])
     }
 
-    /// [`start`](Self::start) with more `vault serve` arguments.
+    /// [`start`](Self::start) with more `vault serve` arguments and more
+    /// environment (an object store's `WORKOS_VAULT_DATABASE_URL`, say).
     pub(crate) fn start_with(
         vault: &Path,
         out_dir: &Path,
         args: &[std::ffi::OsString],
+        env: &[(&str, String)],
     ) -> Result<Self, String> {
         let dir = out_dir.join(format!("server-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -97,6 +99,8 @@ impl ServerProcess {
             // Through the environment, so it is not on the command line.
             .env("VAULT_SERVER_API_KEY", &api_key)
             .env_remove("WORKOS_API_KEY")
+            .env_remove("WORKOS_VAULT_DATABASE_URL")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

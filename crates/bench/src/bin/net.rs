@@ -228,7 +228,30 @@ fn load(request: LoadRequest) -> Result<String, Failure> {
         let mut authorization = HeaderValue::try_from(format!("Bearer {}", request.api_key))?;
         authorization.set_sensitive(true);
         let context = json!({"context": {CONTEXT.0: CONTEXT.1}}).to_string();
+        // The objects API: create (201, a fresh name per request) or read
+        // (one object, over and over), through vault serve's store.
+        let run_tag = std::process::id();
+        let object_id = match request.path.as_str() {
+            "object-read" => {
+                let service = HttpKeyService::builder()
+                    .api_key(request.api_key.as_str())
+                    .base_url(request.base_url.as_str())
+                    .build()?;
+                let name = vault_api::object::ObjectName::new(format!("bench read {run_tag}"))?;
+                let context = KeyContext::new().with(CONTEXT.0, CONTEXT.1)?;
+                let create =
+                    vault_api::object::CreateObjectRequest::new(name, payload(100), context);
+                Some(
+                    vault_api::ObjectService::create_object(&service, &create)
+                        .await?
+                        .id,
+                )
+            }
+            _ => None,
+        };
         let (path, body) = match request.path.as_str() {
+            "object-create" => (vault_api::object::OBJECTS_PATH, Bytes::new()),
+            "object-read" => (vault_api::object::OBJECTS_PATH, Bytes::new()),
             "data-key" => (wire::DATA_KEY_PATH, Bytes::from(context)),
             "decrypt" => {
                 // One data key's blob, decrypted over and over.
@@ -242,8 +265,15 @@ fn load(request: LoadRequest) -> Result<String, Failure> {
                 let body = json!({"keys": pair.encrypted_keys_base64()}).to_string();
                 (wire::DECRYPT_PATH, Bytes::from(body))
             }
-            other => return Err(format!("path must be data-key or decrypt, not {other:?}").into()),
+            other => {
+                return Err(format!(
+                    "path must be data-key, decrypt, object-create or object-read, not {other:?}"
+                )
+                .into())
+            }
         };
+        let kind: Arc<str> = request.path.as_str().into();
+        let read_path: Option<Arc<str>> = object_id.map(|id| format!("{path}/{id}").into());
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
         let connections = request.concurrency.clamp(1, request.requests.max(1));
@@ -265,23 +295,45 @@ fn load(request: LoadRequest) -> Result<String, Failure> {
             let authority = authority.clone();
             let authorization = authorization.clone();
             let total = request.requests;
+            let (kind, read_path) = (kind.clone(), read_path.clone());
             tasks.spawn(async move {
                 let mut latencies = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < total {
-                    let request = Request::builder()
-                        .method(Method::POST)
-                        .uri(path)
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= total {
+                        break;
+                    }
+                    let (method, uri, body, expected) = match (&*kind, &read_path) {
+                        ("object-create", _) => {
+                            let body = json!({
+                                "name": format!("bench {run_tag} {index}"),
+                                "value": payload(100),
+                                "key_context": {CONTEXT.0: CONTEXT.1},
+                            });
+                            let body = Bytes::from(body.to_string());
+                            (Method::POST, path.to_owned(), body, StatusCode::CREATED)
+                        }
+                        (_, Some(read)) => {
+                            (Method::GET, read.to_string(), Bytes::new(), StatusCode::OK)
+                        }
+                        _ => (Method::POST, path.to_owned(), body.clone(), StatusCode::OK),
+                    };
+                    let mut builder = Request::builder()
+                        .method(method)
+                        .uri(uri)
                         .header(header::HOST, authority.as_str())
-                        .header(header::AUTHORIZATION, authorization.clone())
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(Full::new(body.clone()))?;
+                        .header(header::AUTHORIZATION, authorization.clone());
+                    if !body.is_empty() {
+                        builder = builder.header(header::CONTENT_TYPE, "application/json");
+                    }
+                    let request = builder.body(Full::new(body))?;
                     let sent = Instant::now();
                     sender.ready().await?;
                     let response = sender.send_request(request).await?;
                     let status = response.status();
                     let answer = response.into_body().collect().await?.to_bytes();
                     latencies.push(sent.elapsed().as_nanos() as u64);
-                    if status != StatusCode::OK || answer.is_empty() {
+                    if status != expected || answer.is_empty() {
                         return Err(Failure::from(format!("the server answered {status}")));
                     }
                 }

@@ -14,7 +14,8 @@ use crate::{Error, ErrorKind};
 
 /// What every attempt of one call sends.
 struct Outgoing {
-    path: &'static str,
+    method: Method,
+    path: String,
     body: Bytes,
     idempotency_key: HeaderValue,
 }
@@ -23,16 +24,30 @@ impl Inner {
     /// Checks and POSTs `request`, retrying as the service's docs say.
     pub(super) async fn call<E: Endpoint>(&self, request: &E) -> Result<Answer<E::Answer>, Error> {
         request.check()?;
+        self.send(Method::POST, E::PATH.to_owned(), encode(request)?)
+            .await
+    }
+
+    /// Sends `body` (empty for none) with `method` to `path` (with its
+    /// query), retrying as the service's docs say: every call the client
+    /// makes goes through here.
+    pub(super) async fn send<A: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: String,
+        body: Bytes,
+    ) -> Result<Answer<A>, Error> {
         let outgoing = Outgoing {
-            path: E::PATH,
-            body: encode(request)?,
+            method,
+            path,
+            body,
             idempotency_key: HeaderValue::try_from(new_idempotency_key(&self.rng)?)
                 .map_err(|_| config_error("could not build an idempotency key"))?,
         };
         let span = tracing::info_span!(
             "vault_api.call",
-            method = "POST",
-            path = E::PATH,
+            method = %outgoing.method,
+            path = %outgoing.path,
             attempt = tracing::field::Empty,
             status = tracing::field::Empty,
             request_id = tracing::field::Empty,
@@ -50,18 +65,21 @@ impl Inner {
             .run("the key service", || async {
                 let request = self.request(outgoing)?;
                 let sent = self.transport.send(request).await;
-                response::read(outgoing.path, sent, policy)
+                response::read(&outgoing.path, sent, policy)
             })
             .await
     }
 
     /// The request of one attempt.
     fn request(&self, outgoing: &Outgoing) -> Result<http::Request<Bytes>, Error> {
-        http::Request::builder()
-            .method(Method::POST)
+        let mut request = http::Request::builder()
+            .method(outgoing.method.clone())
             .uri(format!("{}{}", self.base_url, outgoing.path))
-            .header(header::AUTHORIZATION, authorization(&self.api_key)?)
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, authorization(&self.api_key)?);
+        if !outgoing.body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        request
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, self.user_agent.clone())
             .header("idempotency-key", outgoing.idempotency_key.clone())
@@ -70,7 +88,7 @@ impl Inner {
     }
 }
 
-fn encode(request: &impl serde::Serialize) -> Result<Bytes, Error> {
+pub(super) fn encode(request: &impl serde::Serialize) -> Result<Bytes, Error> {
     let json = serde_json::to_vec(request).map_err(|error| {
         Error::new(
             ErrorKind::Encode,

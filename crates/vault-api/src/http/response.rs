@@ -216,7 +216,17 @@ fn printable(text: &str) -> String {
 
 /// The error for a non-success status.
 fn status_error(path: &str, status: u16, detail: Option<String>) -> Error {
+    let objects = path.starts_with(crate::object::OBJECTS_PATH);
     let (kind, what) = match status {
+        404 if objects => (ErrorKind::NotFound, "the objects API found no such object"),
+        409 if objects => (
+            ErrorKind::Conflict,
+            "the objects API refused a conflicting change",
+        ),
+        400 if objects => (
+            ErrorKind::InvalidRequest,
+            "the objects API refused the request",
+        ),
         401 | 403 => (
             ErrorKind::Unauthorized,
             "the key service refused the API key",
@@ -295,6 +305,10 @@ mod tests {
         assert_eq!(kind(wire::REKEY_PATH, 404), ErrorKind::InvalidKeys);
         assert_eq!(kind(wire::DATA_KEY_PATH, 400), ErrorKind::Api);
         assert_eq!(kind(wire::DATA_KEY_PATH, 409), ErrorKind::Api);
+        assert_eq!(kind("/vault/v1/kv/obj_1", 404), ErrorKind::NotFound);
+        assert_eq!(kind("/vault/v1/kv?limit=1", 409), ErrorKind::Conflict);
+        assert_eq!(kind("/vault/v1/kv", 400), ErrorKind::InvalidRequest);
+        assert_eq!(kind("/vault/v1/kv", 422), ErrorKind::InvalidContext);
         let throttled = status_error(wire::DATA_KEY_PATH, 429, Some("slow down".into()));
         assert!(throttled.is_retryable());
         assert_eq!(

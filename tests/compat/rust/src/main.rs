@@ -15,8 +15,14 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
-use workos::vault::{CreateDataKeyParams, CreateDecryptParams, CreateRekeyParams};
-use workos::{Client, CreateDataKeyRequest, CreateDataKeyResponse, DecryptRequest, RekeyRequest};
+use workos::vault::{
+    CreateDataKeyParams, CreateDecryptParams, CreateKvParams, CreateRekeyParams, DeleteKvParams,
+    ListKvParams, UpdateKvParams,
+};
+use workos::{
+    Client, CreateDataKeyRequest, CreateDataKeyResponse, CreateObjectRequest, DecryptRequest,
+    ObjectWithoutValue, RekeyRequest, SecretString, UpdateObjectRequest, VaultObject, VaultOrder,
+};
 
 /// A malformed request: the test is wrong, not the SDK or the server.
 struct Usage(String);
@@ -151,9 +157,148 @@ async fn run_single(client: &Client, name: &str, op: &Map<String, Value>) -> OpR
                 .await
                 .map(|plaintext| json!({ "plaintext": plaintext }))
         }
+        // The objects (key-value) API.
+        "create_object" => {
+            let key_context = context(op, name)?;
+            let request = CreateObjectRequest {
+                key_context,
+                name: string(op, name, "name")?.to_owned(),
+                value: SecretString::new(string(op, name, "value")?),
+            };
+            vault
+                .create_kv(CreateKvParams::new(request))
+                .await
+                .map(|m| {
+                    json!({
+                        "id": m.id,
+                        "version_id": m.version_id,
+                        "environment_id": m.environment_id,
+                        "key_id": m.key_id,
+                        "context": m.context,
+                        "updated_at": m.updated_at,
+                    })
+                })
+        }
+        "read_object" => vault
+            .get_kv(string(op, name, "id")?)
+            .await
+            .map(|o| vault_object(&o)),
+        "read_object_by_name" => vault
+            .get_name(string(op, name, "name")?)
+            .await
+            .map(|o| vault_object(&o)),
+        "describe_object" => vault
+            .list_kv_metadata(string(op, name, "id")?)
+            .await
+            .map(|o| without_value(&o)),
+        "update_object" => {
+            let id = string(op, name, "id")?;
+            let request = UpdateObjectRequest {
+                value: SecretString::new(string(op, name, "value")?),
+                version_check: optional(op, name, "version_check")?,
+            };
+            vault
+                .update_kv(id, UpdateKvParams::new(request))
+                .await
+                .map(|o| without_value(&o))
+        }
+        "delete_object" => {
+            let id = string(op, name, "id")?;
+            let params = DeleteKvParams {
+                version_check: optional(op, name, "version_check")?,
+            };
+            vault
+                .delete_kv(id, params)
+                .await
+                .map(|_| json!({ "deleted": true }))
+        }
+        "list_object_versions" => vault
+            .list_kv_versions(string(op, name, "id")?)
+            .await
+            .map(|r| {
+                let versions: Vec<Value> = r
+                    .data
+                    .iter()
+                    .map(|v| {
+                        json!({
+                            "id": v.id,
+                            "current_version": v.current_version,
+                            "size": v.size,
+                            "etag": v.etag,
+                            "created_at": v.created_at,
+                        })
+                    })
+                    .collect();
+                json!({ "versions": versions })
+            }),
+        "list_objects" => {
+            let mut params = ListKvParams {
+                before: optional(op, name, "before")?,
+                after: optional(op, name, "after")?,
+                search: optional(op, name, "search")?,
+                updated_after: optional(op, name, "updated_after")?,
+                ..ListKvParams::default()
+            };
+            if let Some(limit) = op.get("limit").and_then(Value::as_i64) {
+                params.limit = Some(limit);
+            }
+            params.order = match optional(op, name, "order")?.as_deref() {
+                Some("asc") => Some(VaultOrder::Asc),
+                Some("desc") => Some(VaultOrder::Desc),
+                None => None,
+                Some(other) => return Err(Usage(format!("{name}: order {other:?}"))),
+            };
+            if op.get("all").and_then(Value::as_bool) == Some(true) {
+                // Every page, through the `after` cursors.
+                let mut names = Vec::new();
+                loop {
+                    match vault.list_kv(params.clone()).await {
+                        Ok(page) => {
+                            names.extend(page.data.iter().map(|o| o.name.clone()));
+                            match page.list_metadata.after {
+                                Some(after) => params.after = Some(after),
+                                None => break Ok(json!({ "names": names })),
+                            }
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+            } else {
+                vault.list_kv(params).await.map(|page| {
+                    let names: Vec<&str> = page.data.iter().map(|o| o.name.as_str()).collect();
+                    json!({
+                        "names": names,
+                        "before": page.list_metadata.before,
+                        "after": page.list_metadata.after,
+                    })
+                })
+            }
+        }
         other => return Err(Usage(format!("unknown op {other:?}"))),
     };
     Ok(result.unwrap_or_else(|e| describe_error(&e)))
+}
+
+fn vault_object(o: &VaultObject) -> Value {
+    json!({
+        "id": o.id,
+        "name": o.name,
+        "version_id": o.metadata.version_id,
+        "value": o.value.expose(),
+    })
+}
+
+fn without_value(o: &ObjectWithoutValue) -> Value {
+    json!({ "id": o.id, "name": o.name, "version_id": o.metadata.version_id })
+}
+
+/// An optional string argument (`null` or absent: `None`).
+fn optional(object: &Map<String, Value>, op: &str, name: &str) -> Result<Option<String>, Usage> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(Usage(format!("{op}: {name} must be a string or null"))),
+    }
 }
 
 fn data_key_pair(pair: &CreateDataKeyResponse) -> Value {
