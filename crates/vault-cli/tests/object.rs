@@ -129,6 +129,12 @@ fn object_commands_use_a_store_beside_the_keyring() {
 #[test]
 fn a_database_url_that_is_blank_or_unknown_is_refused() {
     let home = tempfile::tempdir().unwrap();
+    // A keyring exists: the URL, not a missing keyring, is what is refused.
+    let init = vault(home.path())
+        .args(["keyring", "init"])
+        .output()
+        .unwrap();
+    assert!(init.status.success());
     for (url, hint) in [("", "empty"), ("mysql://x/y", "postgres://")] {
         let output = vault(home.path())
             .env("WORKOS_VAULT_DATABASE_URL", url)
@@ -136,7 +142,8 @@ fn a_database_url_that_is_blank_or_unknown_is_refused() {
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{url}");
-        assert!(String::from_utf8_lossy(&output.stderr).contains(hint));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(hint), "{url}: {stderr}");
     }
 }
 
@@ -166,23 +173,23 @@ fn vault_serve_speaks_the_objects_api_to_the_http_client() {
         .env_clear()
         .env("HOME", home.path())
         .env("VAULT_KEYRING", home.path().join("keyring.json"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            "sk_test_objects",
-            "--no-access-log",
-        ])
+        .env("VAULT_SERVER_API_KEY", "sk_test_objects_0123")
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-access-log"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The address line; a "created a new keyring" line may come first.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    for _ in 0..4 {
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+        if line.contains("serving WorkOS key endpoints on ") {
+            break;
+        }
+    }
     let url = line
         .split("serving WorkOS key endpoints on ")
         .nth(1)
@@ -194,7 +201,7 @@ fn vault_serve_speaks_the_objects_api_to_the_http_client() {
     exercise(
         client_home.path(),
         &[
-            ("WORKOS_API_KEY", "sk_test_objects".to_owned()),
+            ("WORKOS_API_KEY", "sk_test_objects_0123".to_owned()),
             ("WORKOS_BASE_URL", url),
         ],
     );

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use vault::object::{CreateObjectRequest, ObjectName, ObjectService, UpdateObjectRequest};
 use vault::{HttpKeyService, KeyContext, KeyServiceErrorKind as ErrorKind};
 
-const API_KEY: &str = "sk_test_cluster";
+const API_KEY: &str = "sk_test_cluster_0123";
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 64;
 const COUNTERS: usize = 8;
@@ -35,23 +35,23 @@ fn serve(home: &Path, listen: &str, database: &str) -> (Child, String) {
         .env("HOME", home)
         .env("VAULT_KEYRING", home.join("keyring.json"))
         .env("WORKOS_VAULT_DATABASE_URL", database)
-        .args([
-            "serve",
-            "--listen",
-            listen,
-            "--api-key",
-            API_KEY,
-            "--no-access-log",
-        ])
+        .env("VAULT_SERVER_API_KEY", API_KEY)
+        .args(["serve", "--listen", listen, "--no-access-log"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The address line; a "created a new keyring" line may come first.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    for _ in 0..4 {
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+        if line.contains("serving WorkOS key endpoints on ") {
+            break;
+        }
+    }
     let url = line
         .split("serving WorkOS key endpoints on ")
         .nth(1)

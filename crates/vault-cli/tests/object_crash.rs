@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use vault::object::{CreateObjectRequest, ObjectName, ObjectService, UpdateObjectRequest};
 use vault::{HttpKeyService, KeyContext};
 
-const API_KEY: &str = "sk_test_crash";
+const API_KEY: &str = "sk_test_crash_0123456";
 const RESTARTS: usize = 20;
 const WRITERS: usize = 8;
 /// Acknowledged writes per run before the kill.
@@ -34,23 +34,23 @@ fn serve(home: &Path) -> (Child, String) {
         .env_clear()
         .env("HOME", home)
         .env("VAULT_KEYRING", home.join("keyring.json"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            API_KEY,
-            "--no-access-log",
-        ])
+        .env("VAULT_SERVER_API_KEY", API_KEY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-access-log"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The address line; a "created a new keyring" line may come first.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    for _ in 0..4 {
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+        if line.contains("serving WorkOS key endpoints on ") {
+            break;
+        }
+    }
     let url = line
         .split("serving WorkOS key endpoints on ")
         .nth(1)

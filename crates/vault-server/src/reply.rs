@@ -101,10 +101,13 @@ fn context_rejection(body: &[u8], field: &str) -> Option<Reject> {
     // The map above kept the last of a name given twice; the rules hold for
     // what is left, so a context that still does not deserialize names an
     // entry twice.
+    // Both names a request may use (`key_context` for objects); fields
+    // other than the two are ignored.
     #[derive(serde::Deserialize)]
+    #[allow(dead_code)] // Deserialized for its checks only.
     struct ContextOnly {
-        #[allow(dead_code)] // Deserialized for its checks only.
-        context: vault_api::KeyContext,
+        context: Option<vault_api::KeyContext>,
+        key_context: Option<vault_api::KeyContext>,
     }
     serde_json::from_slice::<ContextOnly>(body)
         .err()
