@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// Set to `1` (CI does) to fail, not skip, when tinyproxy is missing.
-pub const REQUIRE_VAR: &str = "VAULT_REQUIRE_TINYPROXY";
+pub const REQUIRE_VAR: &str = "WORKOS_VAULT_REQUIRE_TINYPROXY";
 
 /// How long to wait for a log line that should come: a bound on a
 /// failure, not a synchronisation.

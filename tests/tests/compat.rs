@@ -1,6 +1,6 @@
 //! The official SDKs against our server, and their ciphertexts against ours.
 //!
-//! Needs the pinned peers installed and the `vault` binary built:
+//! Needs the pinned peers installed and the `workos-vault` binary built:
 //! `cargo xtask compat` does both, then runs these tests with
 //! `--include-ignored`. Each SDK is one test, driven through its driver in
 //! `tests/compat/` in two batched process starts. Every cell asserts what
@@ -18,7 +18,7 @@ use vault_server::{Server, ServerConfig};
 const API_KEY: &str = "sk_test_compat_3b7e";
 
 /// Where `cargo xtask compat` says it built the Rust crate's driver.
-const RUST_DRIVER_ENV: &str = "VAULT_COMPAT_RUST_DRIVER";
+const RUST_DRIVER_ENV: &str = "WORKOS_VAULT_COMPAT_RUST_DRIVER";
 
 /// One SDK behind its driver.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -91,8 +91,8 @@ impl Sdk {
             Sdk::Node8 => node("node8"),
             Sdk::Node7 => node("node7"),
             Sdk::Python => {
-                let python =
-                    std::env::var("VAULT_COMPAT_PYTHON").unwrap_or_else(|_| "python3".into());
+                let python = std::env::var("WORKOS_VAULT_COMPAT_PYTHON")
+                    .unwrap_or_else(|_| "python3".into());
                 let mut command = Command::new(python);
                 command.arg(compat.join("python").join("driver.py"));
                 command
@@ -160,7 +160,7 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `vault` binary next to this test's deps folder (`cargo xtask compat`
+/// The `workos-vault` binary next to this test's deps folder (`cargo xtask compat`
 /// builds it first).
 fn vault_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -168,7 +168,7 @@ fn vault_binary() -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("target profile dir");
-    let binary = dir.join(format!("vault{}", std::env::consts::EXE_SUFFIX));
+    let binary = dir.join(format!("workos-vault{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
         "{} is missing: run `cargo xtask compat`",
@@ -270,11 +270,11 @@ impl Fixture {
         ))
     }
 
-    /// What `vault data-key decrypt` prints for `keys`, with the server's keyring.
+    /// What `workos-vault data-key decrypt` prints for `keys`, with the server's keyring.
     fn cli_data_key(&self, keys: &str) -> Value {
         let output = Command::new(vault_binary())
             .args(["data-key", "decrypt", keys])
-            .env("VAULT_KEYRING", &self.keyring)
+            .env("WORKOS_VAULT_KEYRING", &self.keyring)
             .env_remove("WORKOS_API_KEY")
             .output()
             .expect("vault runs");
@@ -799,7 +799,7 @@ fn rust_crate() {
     run_matrix(Sdk::Rust);
 }
 
-/// `vault migrate` of `rows` (one ciphertext per line) with `args`, using
+/// `workos-vault migrate` of `rows` (one ciphertext per line) with `args`, using
 /// the server's keyring as the key service (for A32); the migrated rows.
 fn migrate(fixture: &Fixture, rows: &[String], args: &[&str]) -> Vec<String> {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -809,13 +809,13 @@ fn migrate(fixture: &Fixture, rows: &[String], args: &[&str]) -> Vec<String> {
         .arg("migrate")
         .args(args)
         .arg(&input)
-        .env("VAULT_KEYRING", &fixture.keyring)
+        .env("WORKOS_VAULT_KEYRING", &fixture.keyring)
         .env_remove("WORKOS_API_KEY")
         .output()
         .expect("vault runs");
     assert!(
         output.status.success(),
-        "vault migrate {args:?}: {}",
+        "workos-vault migrate {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout)
@@ -825,7 +825,7 @@ fn migrate(fixture: &Fixture, rows: &[String], args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Rows written by one SDK, migrated by `vault migrate`, read by SDKs of
+/// Rows written by one SDK, migrated by `workos-vault migrate`, read by SDKs of
 /// another layout: A12 (Node 11, Python) to B for the Rust crate, B (the
 /// Rust crate) to A12 for Node and Python, and A32 (Node 7.47) to B and
 /// A12 through the key service.

@@ -2,7 +2,7 @@
 //! loopback): `CONNECT` tunnels for https, absolute-form requests for http,
 //! credentials in the proxy URL, `NO_PROXY`, and the environment variables.
 //! Skipped with a message when tinyproxy is not installed, unless
-//! `VAULT_REQUIRE_TINYPROXY=1` (CI sets it) makes that a failure.
+//! `WORKOS_VAULT_REQUIRE_TINYPROXY=1` (CI sets it) makes that a failure.
 
 use vault_api::transport::Proxies;
 use vault_api::{ErrorKind, HttpKeyService, HttpKeyServiceBuilder, KeyService};
@@ -159,7 +159,7 @@ async fn the_environment_names_the_proxy_and_its_credentials() {
     tokio::task::spawn_blocking(move || {
         rerun_with_env(
             "child_uses_the_environment_proxy",
-            &[("http_proxy", &proxy_url), ("VAULT_TEST_URL", &url)],
+            &[("http_proxy", &proxy_url), ("WORKOS_VAULT_TEST_URL", &url)],
         );
     })
     .await
@@ -171,7 +171,7 @@ async fn the_environment_names_the_proxy_and_its_credentials() {
 #[tokio::test]
 #[ignore = "run by the_environment_names_the_proxy_and_its_credentials, with http_proxy set"]
 async fn child_uses_the_environment_proxy() {
-    let url = std::env::var("VAULT_TEST_URL").expect("VAULT_TEST_URL");
+    let url = std::env::var("WORKOS_VAULT_TEST_URL").expect("WORKOS_VAULT_TEST_URL");
     let client = HttpKeyService::builder()
         .api_key(API_KEY)
         .base_url(url)

@@ -1,4 +1,4 @@
-//! HTTPS end to end: vault-server and `vault serve` over TLS with a CA the
+//! HTTPS end to end: vault-server and `workos-vault serve` over TLS with a CA the
 //! test makes, and HttpKeyService's trust decisions against them.
 
 use std::io::{BufRead, BufReader};
@@ -167,7 +167,7 @@ async fn ssl_cert_file_names_the_trusted_cas() {
     tokio::task::spawn_blocking(move || {
         rerun_with_env(
             "child_trusts_ssl_cert_file",
-            &[("SSL_CERT_FILE", &bundle), ("VAULT_TEST_URL", &url)],
+            &[("SSL_CERT_FILE", &bundle), ("WORKOS_VAULT_TEST_URL", &url)],
         );
     })
     .await
@@ -182,7 +182,7 @@ async fn ssl_cert_file_names_the_trusted_cas() {
 #[tokio::test]
 #[ignore = "run by ssl_cert_file_names_the_trusted_cas, with SSL_CERT_FILE set"]
 async fn child_trusts_ssl_cert_file() {
-    let url = std::env::var("VAULT_TEST_URL").expect("VAULT_TEST_URL");
+    let url = std::env::var("WORKOS_VAULT_TEST_URL").expect("WORKOS_VAULT_TEST_URL");
     let client = HttpKeyService::builder()
         .api_key(API_KEY)
         .base_url(url)
@@ -195,7 +195,7 @@ async fn child_trusts_ssl_cert_file() {
         .expect("the CA of SSL_CERT_FILE is trusted");
 }
 
-/// `vault serve` with a keyring and a certificate in `dir`.
+/// `workos-vault serve` with a keyring and a certificate in `dir`.
 struct ServeProcess {
     child: Child,
     url: String,
@@ -206,18 +206,18 @@ impl ServeProcess {
     fn start(dir: &std::path::Path) -> ServeProcess {
         let mut child = Command::new(vault_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("VAULT_SERVER_API_KEY", API_KEY)
+            .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
             .arg("--tls-cert")
             .arg(dir.join("cert.pem"))
             .arg("--tls-key")
             .arg(dir.join("key.pem"))
-            .env("VAULT_KEYRING", dir.join("keyring.json"))
+            .env("WORKOS_VAULT_KEYRING", dir.join("keyring.json"))
             .env_remove("WORKOS_API_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start vault serve");
+            .expect("start workos-vault serve");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let marker = "serving WorkOS key endpoints on ";
         let line = wait_for(&mut stderr, |line| line.contains(marker));
@@ -261,12 +261,12 @@ fn wait_for(
         seen.push(line);
     }
     panic!(
-        "vault serve ended before the line wanted:\n{}",
+        "workos-vault serve ended before the line wanted:\n{}",
         seen.join("\n")
     );
 }
 
-/// The `vault` binary next to this test's deps folder (built by `cargo
+/// The `workos-vault` binary next to this test's deps folder (built by `cargo
 /// test --workspace`).
 fn vault_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -274,7 +274,7 @@ fn vault_binary() -> std::path::PathBuf {
         .parent()
         .and_then(std::path::Path::parent)
         .expect("target profile dir");
-    let binary = dir.join(format!("vault{}", std::env::consts::EXE_SUFFIX));
+    let binary = dir.join(format!("workos-vault{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
         "{} is missing: run `cargo test --workspace` (or `cargo build -p vault-cli`)",
@@ -313,7 +313,7 @@ async fn vault_serve_speaks_tls_and_reloads_its_certificate_on_sighup() {
     let pair = client(&old_ca)
         .create_data_key(&context("org_serve"))
         .await
-        .expect("vault serve answers over TLS");
+        .expect("workos-vault serve answers over TLS");
     refused(&client(&new_ca)).await;
 
     // A broken file is refused and the certificate in use stays.

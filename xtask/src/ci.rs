@@ -1,8 +1,8 @@
 //! `cargo xtask ci`: the gate every change passes, in the order a newcomer
 //! would run it by hand, ending with a quick benchmark run as a smoke test.
 //! The tests run with OpenBao installed, a PostgreSQL started and
-//! `VAULT_REQUIRE_BAO=1`, `VAULT_REQUIRE_TINYPROXY=1` and
-//! `VAULT_REQUIRE_POSTGRES=1` set (as `.ci/run` does), so neither the
+//! `WORKOS_VAULT_REQUIRE_BAO=1`, `WORKOS_VAULT_REQUIRE_TINYPROXY=1` and
+//! `WORKOS_VAULT_REQUIRE_POSTGRES=1` set (as `.ci/run` does), so neither the
 //! Transit tests, the proxy tests nor the object store's PostgreSQL half
 //! can skip: a missing `bao`, `tinyproxy` or PostgreSQL fails the run.
 
@@ -38,7 +38,7 @@ pub fn run_all() -> Result<(), String> {
 /// required (they need `tinyproxy` on the PATH).
 fn test_env(bao: &std::path::Path) -> Vec<(&'static str, std::ffi::OsString)> {
     let mut env = crate::openbao::test_env(bao).to_vec();
-    env.push(("VAULT_REQUIRE_TINYPROXY", "1".into()));
+    env.push(("WORKOS_VAULT_REQUIRE_TINYPROXY", "1".into()));
     env
 }
 
@@ -56,7 +56,7 @@ mod tests {
     #[test]
     fn ci_requires_openbao_and_tinyproxy() {
         let env = test_env(std::path::Path::new("/opt/bao"));
-        for required in ["VAULT_REQUIRE_BAO", "VAULT_REQUIRE_TINYPROXY"] {
+        for required in ["WORKOS_VAULT_REQUIRE_BAO", "WORKOS_VAULT_REQUIRE_TINYPROXY"] {
             assert!(
                 env.iter()
                     .any(|(name, value)| *name == required && value == "1"),

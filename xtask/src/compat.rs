@@ -7,7 +7,7 @@
 use crate::util::{self, cargo};
 
 /// Tells the tests where the Rust crate's driver was built.
-const RUST_DRIVER_ENV: &str = "VAULT_COMPAT_RUST_DRIVER";
+const RUST_DRIVER_ENV: &str = "WORKOS_VAULT_COMPAT_RUST_DRIVER";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(arg) = args.first() {
@@ -16,7 +16,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let root = util::root();
     crate::compat_install::install(&root)?;
     let rust_driver = crate::compat_install::install_rust_driver(&root)?;
-    // The tests compare against what `vault data-key decrypt` prints.
+    // The tests compare against what `workos-vault data-key decrypt` prints.
     util::run(cargo(&["build", "-p", "vault-cli"]))?;
     let mut test = cargo(&[
         "test",

@@ -14,7 +14,7 @@
 //! install still matches its inputs, so running it before every test run is
 //! cheap, and needs no network once it has run. Only std is used. The
 //! interpreter defaults to `python3` and can be overridden with
-//! `VAULT_COMPAT_PYTHON`.
+//! `WORKOS_VAULT_COMPAT_PYTHON`.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -74,7 +74,8 @@ fn node_stamp(dir: &Path) -> Result<String, String> {
 }
 
 fn install_python(compat: &Path) -> Result<(), String> {
-    let python = std::env::var("VAULT_COMPAT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python =
+        std::env::var("WORKOS_VAULT_COMPAT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let requirements = compat.join("python").join("requirements.txt");
     let target = compat.join("pydeps");
     let version = python_version(&python)?;
@@ -170,7 +171,7 @@ fn python_version(python: &str) -> Result<String, String> {
     let output = probe(
         Command::new(python).args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]),
         python,
-        "install Python 3.10 or newer, or point VAULT_COMPAT_PYTHON at one",
+        "install Python 3.10 or newer, or point WORKOS_VAULT_COMPAT_PYTHON at one",
     )?;
     let version = output.trim().to_owned();
     let mut parts = version.split('.').map(str::parse::<u32>);
@@ -178,7 +179,7 @@ fn python_version(python: &str) -> Result<String, String> {
         (Some(Ok(major)), Some(Ok(minor))) if (major, minor) >= MIN_PYTHON => Ok(version),
         (Some(Ok(_)), Some(Ok(_))) => Err(format!(
             "{python} is Python {version}; the compatibility tests need {}.{} or newer \
-             (set VAULT_COMPAT_PYTHON to another interpreter)",
+             (set WORKOS_VAULT_COMPAT_PYTHON to another interpreter)",
             MIN_PYTHON.0, MIN_PYTHON.1
         )),
         _ => Err(format!("cannot read the version of {python}: {version:?}")),

@@ -30,11 +30,11 @@ commands:
   postgres  initdb a throwaway PostgreSQL 15 under <target>/postgres, start it
           on 127.0.0.1 (as nobody when root) and run the object store's tests
           against it [--serve: print its URL and serve until ctrl-c]
-  raft    a 3-node OpenBao Raft cluster on loopback, `vault serve` over its
+  raft    a 3-node OpenBao Raft cluster on loopback, `workos-vault serve` over its
           Transit engine, verified load through it; the leader is killed
           mid-run and restarted; writes <target>/raft/summary.txt
           [--ops N] [--concurrency N] [--kill-after-secs N] [--down-secs N]
-  slowloris  /health p50/p99 of a release `vault serve` while 1,000 idle and
+  slowloris  /health p50/p99 of a release `workos-vault serve` while 1,000 idle and
           200 slow-loris connections hold on, plain and TLS, with and
           without the per-peer limit; writes <target>/slowloris/summary.json;
           fails if p99 under attack (defaults) is 100 ms or more

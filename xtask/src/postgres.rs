@@ -8,7 +8,7 @@
 //! The binaries come from Debian's `postgresql-15` (`/usr/lib/postgresql/15/bin`,
 //! or `WORKOS_VAULT_PG_BIN`); `.ci/run` installs the pinned package.
 //! `cargo xtask ci` calls [`start`] and passes [`Postgres::test_env`] to the
-//! tests, with `VAULT_REQUIRE_POSTGRES=1` so they fail instead of skipping.
+//! tests, with `WORKOS_VAULT_REQUIRE_POSTGRES=1` so they fail instead of skipping.
 //!
 //! `cargo xtask postgres` runs the store's tests against it;
 //! `cargo xtask postgres --serve` prints the URL and serves until ctrl-c.
@@ -41,7 +41,7 @@ impl Postgres {
     pub fn test_env(&self) -> [(&'static str, String); 2] {
         [
             (URL_VAR, self.url.clone()),
-            ("VAULT_REQUIRE_POSTGRES", "1".to_owned()),
+            ("WORKOS_VAULT_REQUIRE_POSTGRES", "1".to_owned()),
         ]
     }
 }

@@ -2,7 +2,7 @@
 //! serve` over its Transit engine, verified load through it, and the
 //! leader killed (SIGKILL) mid-run and restarted.
 //!
-//! `vault serve` talks to a standby node: standbys forward requests to the
+//! `workos-vault serve` talks to a standby node: standbys forward requests to the
 //! active node, so the address it holds survives the leader's loss (the
 //! standby forwards to whichever node wins the election, or becomes the
 //! active node itself). The load is `vault-bench-soak --url` (every
@@ -30,7 +30,7 @@ const USAGE: &str = "usage: cargo xtask raft [--ops N] [--concurrency N] [--kill
                         [--mode forward|standby-reads|both]
 
 Starts a 3-node OpenBao Raft cluster on 127.0.0.1 (under <target>/raft),
-enables Transit with a derived key, runs `vault serve` (release) over a
+enables Transit with a derived key, runs `workos-vault serve` (release) over a
 standby node, and runs verified round trips through it at concurrency 16
 by default. --kill-after-secs (default 8) into the load, the active node
 is killed with SIGKILL; --down-secs (default 5) after a new leader is
@@ -44,9 +44,9 @@ active node) and standby-reads (OpenBao's default: standbys answer Transit
 encrypt and decrypt themselves). Writes <target>/raft/summary.txt and
 <target>/raft/<mode>/summary.json.";
 
-/// The Transit key `vault serve` wraps data keys under.
+/// The Transit key `workos-vault serve` wraps data keys under.
 const KEY_NAME: &str = "vault-dek";
-/// `vault serve`'s API key for the load.
+/// `workos-vault serve`'s API key for the load.
 const API_KEY: &str = "sk_test_vault_rs_raft_5c1a07";
 
 #[derive(Debug, PartialEq)]
@@ -167,9 +167,9 @@ fn run_mode(bao: &Path, mode: Mode, args: &Args, dir: &Path) -> Result<String, S
     let mut cluster = Cluster::start(bao, dir, mode == Mode::StandbyReads)?;
     cluster.enable_transit(KEY_NAME)?;
     let target = cluster.standby()?;
-    let (serve, serve_url) = start_serve(&release.join("vault"), &cluster, target, dir)?;
+    let (serve, serve_url) = start_serve(&release.join("workos-vault"), &cluster, target, dir)?;
     eprintln!(
-        "raft: vault serve at {serve_url} over {} ({})",
+        "raft: workos-vault serve at {serve_url} over {} ({})",
         cluster.node(target).name,
         cluster.node(target).url()
     );
@@ -197,7 +197,7 @@ fn run_mode(bao: &Path, mode: Mode, args: &Args, dir: &Path) -> Result<String, S
     }
 }
 
-/// `vault serve` over Transit at the node `target`, and its URL.
+/// `workos-vault serve` over Transit at the node `target`, and its URL.
 fn start_serve(
     vault: &Path,
     cluster: &Cluster,
@@ -208,7 +208,7 @@ fn start_serve(
     let env = [
         ("VAULT_ADDR", address.as_str()),
         ("VAULT_TOKEN", cluster.root_token()),
-        ("VAULT_TRANSIT_KEY", KEY_NAME),
+        ("WORKOS_VAULT_TRANSIT_KEY", KEY_NAME),
     ];
     cluster::vault_serve(vault, &env, API_KEY, &dir.join("serve.log"))
 }
@@ -250,7 +250,7 @@ struct Failover {
     new_leader_ms: u64,
     restarted_ms: u64,
     rejoined_ms: u64,
-    /// What a Transit encrypt on `vault serve`'s node answered while there
+    /// What a Transit encrypt on `workos-vault serve`'s node answered while there
     /// was no active node (distinct answers, the first few).
     target_errors: Vec<String>,
 }
@@ -277,7 +277,7 @@ fn failover(
     }
     let leader = cluster.active()?;
     if leader == target {
-        return Err("vault serve's node became the leader before the kill".to_owned());
+        return Err("workos-vault serve's node became the leader before the kill".to_owned());
     }
     let mut failover = Failover {
         killed: cluster.node(leader).name.clone(),
@@ -411,7 +411,7 @@ fn summarize(
          new active node {} after {} ms; {} restarted {} ms after the kill, standby again {} ms after the kill\n  \
          time to recover (kill -> end of the first round trip started after it that verified): {recovered}\n  \
          round trips ending after the kill: {} failed, {} retried; longest {} ms\n  \
-         vault serve's node answered a Transit encrypt until then with: {}\n\n",
+         workos-vault serve's node answered a Transit encrypt until then with: {}\n\n",
         mode.name(),
         failover.killed,
         args.kill_after.as_secs(),

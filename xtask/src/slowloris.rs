@@ -1,4 +1,4 @@
-//! `cargo xtask slowloris`: `/health` latency of a release `vault serve`
+//! `cargo xtask slowloris`: `/health` latency of a release `workos-vault serve`
 //! while 1,000 idle and 200 slow-loris connections hold on, over plain
 //! HTTP and over TLS (the `slowloris` mode of vault-bench-net).
 //!
@@ -73,7 +73,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 args.push("--tls-key".into());
                 args.push(out_dir.join("key.pem").into());
             }
-            let server = ServerProcess::start_with(&bin.join("vault"), &out_dir, &args, &[])?;
+            let server =
+                ServerProcess::start_with(&bin.join("workos-vault"), &out_dir, &args, &[])?;
             let address = server
                 .url
                 .split("://")

@@ -15,7 +15,7 @@ use crate::io::{
     write_stdout, Limit, DEFAULT_MAX_INPUT_BYTES,
 };
 
-/// `WORKOS_VAULT_DATA_KEY`: the base64 data key of `vault decrypt`, instead
+/// `WORKOS_VAULT_DATA_KEY`: the base64 data key of `workos-vault decrypt`, instead
 /// of `--data-key-file` (not an argument: arguments show in `ps`).
 pub const DATA_KEY_VAR: &str = "WORKOS_VAULT_DATA_KEY";
 
@@ -23,9 +23,9 @@ pub const DATA_KEY_VAR: &str = "WORKOS_VAULT_DATA_KEY";
 /// keyring.
 ///
 /// With WORKOS_API_KEY set, data keys come from WorkOS (WORKOS_BASE_URL
-/// overrides the API address); with VAULT_TRANSIT_KEY, from OpenBao or
+/// overrides the API address); with WORKOS_VAULT_TRANSIT_KEY, from OpenBao or
 /// HashiCorp Vault Transit. Otherwise they come from the local keyring at
-/// VAULT_KEYRING, or in the platform data directory. A variable set but
+/// WORKOS_VAULT_KEYRING, or in the platform data directory. A variable set but
 /// empty is an error. Only encrypt, data-key create, serve and keyring init
 /// create a missing keyring (and say so on stderr); the others exit 2.
 ///
@@ -38,7 +38,7 @@ pub const DATA_KEY_VAR: &str = "WORKOS_VAULT_DATA_KEY";
 ///
 /// RUST_LOG=info shows the backend chosen and the key service's retries.
 #[derive(Debug, Parser)]
-#[command(name = "vault", version)]
+#[command(name = "workos-vault", version)]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
@@ -149,7 +149,7 @@ enum Command {
     #[command(subcommand)]
     Keyring(KeyringCommand),
     /// Serve WorkOS's key endpoints over the backend the environment selects
-    /// (the local keyring, or Transit when VAULT_TRANSIT_KEY is set).
+    /// (the local keyring, or Transit when WORKOS_VAULT_TRANSIT_KEY is set).
     Serve(crate::serve::ServeArgs),
     /// Move stored ciphertexts to another SDK's layout, key context or key
     /// service, in bulk.
@@ -218,7 +218,7 @@ pub(crate) fn backend(create: bool) -> Result<vault::env::Backend, Failure> {
 /// The one stderr line of a command that created the keyring.
 pub(crate) fn created_keyring_line(path: &std::path::Path) -> String {
     format!(
-        "vault: created a new keyring at {}; back it up: what it encrypts cannot be decrypted \
+        "workos-vault: created a new keyring at {}; back it up: what it encrypts cannot be decrypted \
          without it",
         path.display()
     )

@@ -15,7 +15,7 @@ pub const UNREACHABLE: u8 = 3;
 /// write the keyring file (no permission, disk full), no randomness.
 pub const SYSTEM: u8 = 4;
 
-/// Exit code: `vault migrate` could not convert some records (they were
+/// Exit code: `workos-vault migrate` could not convert some records (they were
 /// written back unchanged and listed on stderr).
 pub const PARTIAL: u8 = 5;
 /// Exit code: the object (or its name) does not exist (HTTP 404).

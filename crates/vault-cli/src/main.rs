@@ -2,7 +2,7 @@
 //!
 //! The backend is chosen by `vault::env::backend_from_env`, as
 //! `vault::Vault::from_env` chooses it: WorkOS when `WORKOS_API_KEY` is set,
-//! Transit when `VAULT_TRANSIT_KEY` is, otherwise the local keyring. Exit
+//! Transit when `WORKOS_VAULT_TRANSIT_KEY` is, otherwise the local keyring. Exit
 //! codes are in [`failure`]: 0 success, 1 authentication or decryption
 //! failure, 2 usage error or bad input, 3 key service unreachable, 4 local
 //! system failure, 5 `migrate` left some
@@ -27,13 +27,13 @@ fn main() -> ExitCode {
     process::install_tracing();
     let args = cli::Args::parse();
     if args.output_is_the_result() && process::stdout_was_closed() {
-        note("vault: stdout is closed (`>&-`), so the output would be lost; redirect it to a file, or to /dev/null to discard it");
+        note("workos-vault: stdout is closed (`>&-`), so the output would be lost; redirect it to a file, or to /dev/null to discard it");
         return ExitCode::from(failure::SYSTEM);
     }
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            note(&format!("vault: {}", failure.message));
+            note(&format!("workos-vault: {}", failure.message));
             ExitCode::from(failure.code)
         }
     }

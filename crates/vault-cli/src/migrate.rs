@@ -1,4 +1,4 @@
-//! `vault migrate`: move stored ciphertexts to the layout another SDK
+//! `workos-vault migrate`: move stored ciphertexts to the layout another SDK
 //! reads, to another key context or to another key service, in bulk.
 //!
 //! The input is read one record at a time; batches of records go through
@@ -32,7 +32,7 @@ const TO_TRANSIT_TOKEN_VAR: &str = "WORKOS_VAULT_TO_TRANSIT_TOKEN";
 const TO_TRANSIT_KEY_VAR: &str = "WORKOS_VAULT_TO_TRANSIT_KEY";
 const TO_TRANSIT_MOUNT_VAR: &str = "WORKOS_VAULT_TO_TRANSIT_MOUNT";
 
-/// What `vault migrate --help` says after the options.
+/// What `workos-vault migrate --help` says after the options.
 const AFTER_HELP: &str = "\
 Among A12, B and A-prime the conversion is offline: no key service, no
 plaintext. A32 (either way), --context and --to-service use the key service
@@ -58,7 +58,7 @@ bad configuration; 4 cannot read or write; 5 some records could not be
 migrated (written back unchanged, listed on stderr; an unreachable key
 service fails the records that need it, so a rerun finishes the job).";
 
-/// The arguments of `vault migrate`; see [`AFTER_HELP`] for the rest of
+/// The arguments of `workos-vault migrate`; see [`AFTER_HELP`] for the rest of
 /// its help.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
@@ -190,7 +190,7 @@ struct Keyed {
     migration: Migration,
 }
 
-/// Runs `vault migrate`.
+/// Runs `workos-vault migrate`.
 pub fn run(args: MigrateArgs) -> Result<(), Failure> {
     let layout = match (args.sdk, args.layout) {
         (Some(sdk), _) => sdk.layout(),
@@ -444,7 +444,7 @@ fn target_service(service: ToService) -> Result<Arc<dyn KeyService>, Failure> {
             (ToService::Transit, vault::env::TRANSIT_KEY_VAR) => TO_TRANSIT_KEY_VAR,
             (ToService::Transit, "VAULT_ADDR") => TO_TRANSIT_ADDR_VAR,
             (ToService::Transit, "VAULT_TOKEN") => TO_TRANSIT_TOKEN_VAR,
-            (ToService::Transit, "VAULT_TRANSIT_MOUNT") => TO_TRANSIT_MOUNT_VAR,
+            (ToService::Transit, "WORKOS_VAULT_TRANSIT_MOUNT") => TO_TRANSIT_MOUNT_VAR,
             _ => return None,
         };
         std::env::var(ours).ok()
@@ -667,7 +667,7 @@ impl Summary {
     fn print(&self, dry_run: bool, moved_service: bool) {
         let verb = if dry_run { "would be " } else { "" };
         eprintln!(
-            "vault migrate: {} record(s): {} {verb}converted, {} unchanged, {} failed{}",
+            "workos-vault migrate: {} record(s): {} {verb}converted, {} unchanged, {} failed{}",
             self.records,
             self.converted,
             self.unchanged,
@@ -764,7 +764,7 @@ fn pipeline(
         while let Some(done) = pending.remove(&next) {
             next += 1;
             for report in &done.reports {
-                progress.suspend(|| eprintln!("vault migrate: {report}"));
+                progress.suspend(|| eprintln!("workos-vault migrate: {report}"));
             }
             if result.is_ok() {
                 result = sink.write(&done.out);

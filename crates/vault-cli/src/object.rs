@@ -1,4 +1,4 @@
-//! `vault object ...`: WorkOS Vault's objects (key-value) API from the
+//! `workos-vault object ...`: WorkOS Vault's objects (key-value) API from the
 //! command line, over the service `vault::objects_for` picks on the command's backend (WorkOS
 //! with `WORKOS_API_KEY`, else the local store beside the keyring or at
 //! `WORKOS_VAULT_DATABASE_URL`). Values are read from stdin or

@@ -4,7 +4,7 @@
 /// Disables core dumps (`RLIMIT_CORE` 0) and ptrace attach and
 /// `/proc/<pid>/mem` reads by other processes of the same user
 /// (`PR_SET_DUMPABLE` 0), as ssh-agent and HashiCorp Vault do: a core
-/// dump of `vault serve` would hold master and data keys. Best effort: a
+/// dump of `workos-vault serve` would hold master and data keys. Best effort: a
 /// failure is logged, not fatal.
 pub fn harden() {
     #[cfg(target_os = "linux")]
@@ -17,10 +17,10 @@ pub fn harden() {
             maximum: Some(0),
         };
         if let Err(e) = setrlimit(Resource::Core, none) {
-            crate::note(&format!("vault: cannot disable core dumps: {e}"));
+            crate::note(&format!("workos-vault: cannot disable core dumps: {e}"));
         }
         if let Err(e) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
-            crate::note(&format!("vault: cannot disable ptrace attach: {e}"));
+            crate::note(&format!("workos-vault: cannot disable ptrace attach: {e}"));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! `vault serve`: WorkOS's key endpoints over the local keyring, or over a
-//! Transit engine when `VAULT_TRANSIT_KEY` is set, and the objects API over
+//! `workos-vault serve`: WorkOS's key endpoints over the local keyring, or over a
+//! Transit engine when `WORKOS_VAULT_TRANSIT_KEY` is set, and the objects API over
 //! a store beside the keyring (`objects.db`, SQLite) or in
 //! `WORKOS_VAULT_DATABASE_URL` (PostgreSQL for several replicas).
 
@@ -13,7 +13,7 @@ use vault_server::{Metrics, ServerConfig, TlsConfig};
 
 use crate::failure::Failure;
 
-/// Options of `vault serve`.
+/// Options of `workos-vault serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on. Binds to loopback unless told otherwise.
@@ -21,7 +21,7 @@ pub struct ServeArgs {
     listen: SocketAddr,
     /// A file with the API keys clients must send as `Authorization:
     /// Bearer KEY`, one per line (blank lines and `#` comments skipped).
-    /// VAULT_SERVER_API_KEY may hold one more. Keys are never arguments:
+    /// WORKOS_VAULT_SERVER_API_KEY may hold one more. Keys are never arguments:
     /// `ps` and shell history would show them.
     #[arg(long, visible_alias = "api-key-file", value_name = "FILE")]
     api_keys_file: Option<PathBuf>,
@@ -88,7 +88,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     if tls.is_none() && !args.listen.ip().is_loopback() {
         eprintln!(
-            "vault: warning: listening on {} without TLS: API keys and data keys cross the \
+            "workos-vault: warning: listening on {} without TLS: API keys and data keys cross the \
              network in clear; pass --tls-cert and --tls-key, or listen on 127.0.0.1",
             args.listen
         );
@@ -111,7 +111,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         };
         // The one line scripts wait for: where to point SDKs.
         crate::note(&format!(
-            "vault: serving WorkOS key endpoints on {scheme}://{address} ({}; objects in {objects_backend})",
+            "workos-vault: serving WorkOS key endpoints on {scheme}://{address} ({}; objects in {objects_backend})",
             backend.description
         ));
         vault_server::serve_with_shutdown(
@@ -131,7 +131,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
 /// How long the exit waits for blocking work still running.
 const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The shortest API key `vault serve` accepts.
+/// The shortest API key `workos-vault serve` accepts.
 const MIN_API_KEY_CHARS: usize = 16;
 
 /// Refuses API keys short enough to guess.
@@ -166,7 +166,7 @@ async fn backend() -> Result<Backend, Failure> {
     let backend = backend_from_env(options)?;
     if backend.kind() == BackendKind::WorkOs {
         return Err(Failure::input(format!(
-            "vault serve serves a local keyring or Transit, not WorkOS; unset {} (or use \
+            "workos-vault serve serves a local keyring or Transit, not WorkOS; unset {} (or use \
              WorkOS directly)",
             vault::API_KEY_VAR
         )));
@@ -182,11 +182,11 @@ async fn backend() -> Result<Backend, Failure> {
     })
 }
 
-/// `VAULT_SERVER_API_KEY`: one API key of `vault serve`, besides
+/// `WORKOS_VAULT_SERVER_API_KEY`: one API key of `workos-vault serve`, besides
 /// `--api-keys-file`.
-const API_KEY_VAR: &str = "VAULT_SERVER_API_KEY";
+const API_KEY_VAR: &str = "WORKOS_VAULT_SERVER_API_KEY";
 
-/// The keys of `VAULT_SERVER_API_KEY` and `--api-keys-file`; at least one.
+/// The keys of `WORKOS_VAULT_SERVER_API_KEY` and `--api-keys-file`; at least one.
 fn api_keys(args: &ServeArgs) -> Result<Vec<String>, Failure> {
     let mut keys = Vec::new();
     match std::env::var(API_KEY_VAR) {
@@ -213,7 +213,7 @@ fn api_keys(args: &ServeArgs) -> Result<Vec<String>, Failure> {
     }
     if keys.is_empty() {
         return Err(Failure::input(format!(
-            "vault serve needs at least one API key: set {API_KEY_VAR} or pass \
+            "workos-vault serve needs at least one API key: set {API_KEY_VAR} or pass \
                  --api-keys-file FILE"
         )));
     }
@@ -243,15 +243,17 @@ async fn spawn_metrics(
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, Failure> {
     let listener = bind(address).await?;
     let bound = listener.local_addr().unwrap_or(address);
-    crate::note(&format!("vault: serving metrics on http://{bound}/metrics"));
+    crate::note(&format!(
+        "workos-vault: serving metrics on http://{bound}/metrics"
+    ));
     Ok(tokio::spawn(vault_server::serve_metrics(listener, metrics)))
 }
 
 fn report_reload(outcome: std::io::Result<()>) {
     match outcome {
-        Ok(()) => crate::note("vault: SIGHUP: reloaded the TLS certificate"),
+        Ok(()) => crate::note("workos-vault: SIGHUP: reloaded the TLS certificate"),
         Err(e) => crate::note(&format!(
-            "vault: SIGHUP: kept the TLS certificate in use: {e}"
+            "workos-vault: SIGHUP: kept the TLS certificate in use: {e}"
         )),
     }
 }

@@ -22,11 +22,11 @@ impl Env {
     }
 
     fn vault(&self) -> Command {
-        let mut command = Command::cargo_bin("vault").unwrap();
+        let mut command = Command::cargo_bin("workos-vault").unwrap();
         command
             .env_clear()
             .env("HOME", self.dir.path())
-            .env("VAULT_KEYRING", self.keyring())
+            .env("WORKOS_VAULT_KEYRING", self.keyring())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default());
         command
     }
@@ -232,7 +232,7 @@ fn the_readme_pipeline_works() {
             line.starts_with("echo ") && line.contains("| cargo run -q -p vault-cli -- decrypt")
         })
         .expect("README has the encrypt | decrypt pipeline");
-    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
     let pipeline = line.replace(
         "cargo run -q -p vault-cli --",
         &binary.display().to_string(),
@@ -242,7 +242,7 @@ fn the_readme_pipeline_works() {
         .arg("-c")
         .arg(&pipeline)
         .env("HOME", env.dir.path())
-        .env("VAULT_KEYRING", env.keyring())
+        .env("WORKOS_VAULT_KEYRING", env.keyring())
         .env_remove("WORKOS_API_KEY")
         .output()
         .unwrap();

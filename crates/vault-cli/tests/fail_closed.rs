@@ -32,7 +32,7 @@ impl Home {
     }
 
     fn vault(&self) -> Command {
-        let mut command = Command::cargo_bin("vault").unwrap();
+        let mut command = Command::cargo_bin("workos-vault").unwrap();
         command
             .env_clear()
             .env("HOME", self.dir.path())
@@ -125,7 +125,7 @@ fn only_commands_that_mint_keys_create_the_keyring_and_they_say_so_once() {
 #[test]
 fn the_readme_pipeline_works_in_a_fresh_home_without_a_keyring_variable() {
     let home = Home::new();
-    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
     let output = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -148,14 +148,14 @@ fn set_but_blank_variables_are_errors_not_unset() {
         ("WORKOS_API_KEY", ""),
         ("WORKOS_API_KEY", "  "),
         ("WORKOS_BASE_URL", " "),
-        ("VAULT_TRANSIT_KEY", ""),
-        ("VAULT_TRANSIT_KEY", "\t"),
-        ("VAULT_KEYRING", ""),
-        ("VAULT_KEYRING", " "),
+        ("WORKOS_VAULT_TRANSIT_KEY", ""),
+        ("WORKOS_VAULT_TRANSIT_KEY", "\t"),
+        ("WORKOS_VAULT_KEYRING", ""),
+        ("WORKOS_VAULT_KEYRING", " "),
     ] {
         let home = Home::new();
         for args in [&["encrypt", "-c", "org=o"][..], &["keyring", "init"][..]] {
-            if name != "VAULT_KEYRING" && args[0] == "keyring" {
+            if name != "WORKOS_VAULT_KEYRING" && args[0] == "keyring" {
                 continue;
             }
             let output = home
@@ -200,7 +200,7 @@ fn duplicate_context_names_are_refused() {
 /// Runs `vault ARGS` with `len` bytes of `byte` piped to stdin by a thread
 /// (the pipe is not a file: its size is unknown).
 fn run_with_piped_input(home: &Home, args: &[&str], byte: u8, len: usize) -> Output {
-    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
     let mut child = std::process::Command::new(binary)
         .args(args)
         .env_clear()
@@ -286,7 +286,7 @@ fn unsized_input_past_the_limit_is_refused_before_any_output() {
 fn a_closed_stdout_is_exit_4_and_dev_null_is_not() {
     let home = Home::new();
     home.run(&["keyring", "init"], b"");
-    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
     let run = |redirect: &str| {
         std::process::Command::new("sh")
             .arg("-c")
@@ -317,7 +317,7 @@ fn a_full_stderr_never_panics() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("workos-vault"))
             .args(args)
             .arg(&input)
             .env_clear()
@@ -499,12 +499,12 @@ fn core_dumps_and_ptrace_are_off_in_a_running_server() {
     assert!(control_readable, "a dumpable process is readable");
 
     let home = Home::new();
-    let mut child = without_capabilities(&assert_cmd::cargo::cargo_bin("vault"))
+    let mut child = without_capabilities(&assert_cmd::cargo::cargo_bin("workos-vault"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_clear()
         .env("HOME", home.dir.path())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("VAULT_SERVER_API_KEY", "sk_test_0123456789abcdef")
+        .env("WORKOS_VAULT_SERVER_API_KEY", "sk_test_0123456789abcdef")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -532,7 +532,7 @@ fn core_dumps_and_ptrace_are_off_in_a_running_server() {
     assert_eq!(fields[4..6], ["0", "0"], "{core}");
     assert!(
         !server_readable,
-        "vault serve is not dumpable: no ptrace, no /proc reads"
+        "workos-vault serve is not dumpable: no ptrace, no /proc reads"
     );
 }
 
@@ -616,7 +616,7 @@ fn decrypt_takes_its_offline_data_key_from_a_file_or_the_environment() {
 #[test]
 fn keyring_commands_may_discard_their_description_even_with_a_closed_stdout() {
     let home = Home::new();
-    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
     let output = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("'{}' keyring init >&-", binary.display()))

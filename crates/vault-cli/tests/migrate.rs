@@ -1,4 +1,4 @@
-//! `vault migrate` end to end, in a temporary HOME whose local keyring is
+//! `workos-vault migrate` end to end, in a temporary HOME whose local keyring is
 //! the key service.
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
@@ -29,12 +29,12 @@ impl Env {
     }
 
     fn vault(&self) -> Command {
-        let mut command = Command::cargo_bin("vault").unwrap();
+        let mut command = Command::cargo_bin("workos-vault").unwrap();
         command
             .env_clear()
             .env("HOME", self.dir.path())
             .env("XDG_DATA_HOME", self.path("data"))
-            .env("VAULT_KEYRING", self.keyring())
+            .env("WORKOS_VAULT_KEYRING", self.keyring())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default());
         command
     }
@@ -431,7 +431,7 @@ fn to_service_reencrypts_under_the_new_keyring() {
     assert!(!env.decrypt(&moved, "r").status.success());
     let opened = env
         .vault()
-        .env("VAULT_KEYRING", &new_keyring)
+        .env("WORKOS_VAULT_KEYRING", &new_keyring)
         .args(["decrypt", "--aad", "r"])
         .write_stdin(moved)
         .output()
@@ -511,10 +511,10 @@ fn many_rows_keep_their_order_across_workers() {
     );
 }
 
-/// The server's API key: 16 characters or more, as `vault serve` requires.
+/// The server's API key: 16 characters or more, as `workos-vault serve` requires.
 const API_KEY: &str = "sk_test_migrate_0123456789";
 
-/// `vault serve` over its own keyring, killed when dropped.
+/// `workos-vault serve` over its own keyring, killed when dropped.
 struct Server {
     child: std::process::Child,
     url: String,
@@ -523,11 +523,11 @@ struct Server {
 impl Server {
     fn start(env: &Env, keyring: &Path) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("workos-vault"))
             .env_clear()
             .env("HOME", env.dir.path())
-            .env("VAULT_KEYRING", keyring)
-            .env("VAULT_SERVER_API_KEY", API_KEY)
+            .env("WORKOS_VAULT_KEYRING", keyring)
+            .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -549,7 +549,7 @@ impl Server {
                 break;
             }
         }
-        let url = url.expect("vault serve printed no address");
+        let url = url.expect("workos-vault serve printed no address");
         Server { child, url }
     }
 }

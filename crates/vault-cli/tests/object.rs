@@ -1,5 +1,5 @@
-//! `vault object ...` against the local store beside the keyring, and
-//! through `vault serve` with WORKOS_API_KEY (the HTTP client end to end).
+//! `workos-vault object ...` against the local store beside the keyring, and
+//! through `workos-vault serve` with WORKOS_API_KEY (the HTTP client end to end).
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
 #![cfg(unix)]
@@ -14,11 +14,11 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn vault(home: &Path) -> Command {
-    let mut command = Command::cargo_bin("vault").unwrap();
+    let mut command = Command::cargo_bin("workos-vault").unwrap();
     command
         .env_clear()
         .env("HOME", home)
-        .env("VAULT_KEYRING", home.join("keyring.json"))
+        .env("WORKOS_VAULT_KEYRING", home.join("keyring.json"))
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .timeout(Duration::from_secs(60));
     command
@@ -168,12 +168,12 @@ fn workos_and_a_database_url_together_are_refused() {
 #[test]
 fn vault_serve_speaks_the_objects_api_to_the_http_client() {
     let home = tempfile::tempdir().unwrap();
-    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
     let mut child = std::process::Command::new(binary)
         .env_clear()
         .env("HOME", home.path())
-        .env("VAULT_KEYRING", home.path().join("keyring.json"))
-        .env("VAULT_SERVER_API_KEY", "sk_test_objects_0123")
+        .env("WORKOS_VAULT_KEYRING", home.path().join("keyring.json"))
+        .env("WORKOS_VAULT_SERVER_API_KEY", "sk_test_objects_0123")
         .args(["serve", "--listen", "127.0.0.1:0", "--no-access-log"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

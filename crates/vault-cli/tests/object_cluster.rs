@@ -1,11 +1,11 @@
-//! Three `vault serve` replicas over one PostgreSQL (one keyring), 64
+//! Three `workos-vault serve` replicas over one PostgreSQL (one keyring), 64
 //! clients doing create / read / update-with-version-check / delete, one
 //! replica SIGKILLed mid-run and restarted: no acknowledged write is lost,
 //! no update is lost, every read after the run returns the latest
 //! acknowledged value (or the one write whose answer the kill swallowed).
 //!
 //! Needs `WORKOS_VAULT_TEST_POSTGRES_URL` (`cargo xtask postgres --serve`;
-//! `cargo xtask ci` sets it with `VAULT_REQUIRE_POSTGRES=1`); skipped with a
+//! `cargo xtask ci` sets it with `WORKOS_VAULT_REQUIRE_POSTGRES=1`); skipped with a
 //! message otherwise.
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
@@ -30,12 +30,12 @@ const INCREMENTS: usize = 6;
 const OPS_BEFORE_KILL: usize = 300;
 
 fn serve(home: &Path, listen: &str, database: &str) -> (Child, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_workos-vault"))
         .env_clear()
         .env("HOME", home)
-        .env("VAULT_KEYRING", home.join("keyring.json"))
+        .env("WORKOS_VAULT_KEYRING", home.join("keyring.json"))
         .env("WORKOS_VAULT_DATABASE_URL", database)
-        .env("VAULT_SERVER_API_KEY", API_KEY)
+        .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
         .args(["serve", "--listen", listen, "--no-access-log"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -56,7 +56,7 @@ fn serve(home: &Path, listen: &str, database: &str) -> (Child, String) {
         .split("serving WorkOS key endpoints on ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("vault serve did not start: {line:?}"))
+        .unwrap_or_else(|| panic!("workos-vault serve did not start: {line:?}"))
         .to_owned();
     assert!(line.contains("objects in postgres"), "{line}");
     (child, url)
@@ -216,8 +216,8 @@ async fn run_client(
 fn replicas_over_one_postgres_lose_nothing_when_one_is_killed() {
     let Ok(database) = std::env::var("WORKOS_VAULT_TEST_POSTGRES_URL") else {
         assert!(
-            std::env::var("VAULT_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "VAULT_REQUIRE_POSTGRES=1 but WORKOS_VAULT_TEST_POSTGRES_URL is not set"
+            std::env::var("WORKOS_VAULT_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "WORKOS_VAULT_REQUIRE_POSTGRES=1 but WORKOS_VAULT_TEST_POSTGRES_URL is not set"
         );
         eprintln!("skipping: WORKOS_VAULT_TEST_POSTGRES_URL is not set (run `cargo xtask postgres --serve`)");
         return;

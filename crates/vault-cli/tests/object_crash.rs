@@ -1,4 +1,4 @@
-//! `vault serve` over its SQLite object store, SIGKILLed in the middle of
+//! `workos-vault serve` over its SQLite object store, SIGKILLed in the middle of
 //! writes 20 times: every restart opens the database, and it holds every
 //! write that was acknowledged (and, for each object, the last acknowledged
 //! value or the one write that was in flight).
@@ -30,11 +30,11 @@ struct Known {
 }
 
 fn serve(home: &Path) -> (Child, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_workos-vault"))
         .env_clear()
         .env("HOME", home)
-        .env("VAULT_KEYRING", home.join("keyring.json"))
-        .env("VAULT_SERVER_API_KEY", API_KEY)
+        .env("WORKOS_VAULT_KEYRING", home.join("keyring.json"))
+        .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
         .args(["serve", "--listen", "127.0.0.1:0", "--no-access-log"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -55,7 +55,7 @@ fn serve(home: &Path) -> (Child, String) {
         .split("serving WorkOS key endpoints on ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("vault serve did not start: {line:?}"))
+        .unwrap_or_else(|| panic!("workos-vault serve did not start: {line:?}"))
         .to_owned();
     (child, url)
 }

@@ -1,4 +1,4 @@
-//! `vault serve` and its keyring: created owner-only, refused when others
+//! `workos-vault serve` and its keyring: created owner-only, refused when others
 //! may read it.
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
@@ -12,17 +12,17 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 
-/// An API key long enough for `vault serve` (16 characters at least).
+/// An API key long enough for `workos-vault serve` (16 characters at least).
 const API_KEY: &str = "sk_test_serve_3b9d51e0";
 
 fn vault(home: &Path, keyring: &Path) -> Command {
-    let mut command = Command::cargo_bin("vault").unwrap();
+    let mut command = Command::cargo_bin("workos-vault").unwrap();
     command
         .env_clear()
         .env("HOME", home)
-        .env("VAULT_KEYRING", keyring)
+        .env("WORKOS_VAULT_KEYRING", keyring)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("VAULT_SERVER_API_KEY", API_KEY);
+        .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY);
     command
 }
 
@@ -56,12 +56,12 @@ fn serve_refuses_a_keyring_others_may_read() {
 fn serve_creates_the_keyring_owner_only() {
     let dir = tempfile::tempdir().unwrap();
     let keyring = dir.path().join("new").join("keyring.json");
-    let binary = assert_cmd::cargo::cargo_bin("vault");
+    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
     let mut child = std::process::Command::new(binary)
         .env_clear()
         .env("HOME", dir.path())
-        .env("VAULT_KEYRING", &keyring)
-        .env("VAULT_SERVER_API_KEY", API_KEY)
+        .env("WORKOS_VAULT_KEYRING", &keyring)
+        .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -116,7 +116,7 @@ fn serve_refuses_an_api_key_shorter_than_16_characters() {
     let dir = tempfile::tempdir().unwrap();
     let keyring = dir.path().join("keyring.json");
     let output = vault(dir.path(), &keyring)
-        .env("VAULT_SERVER_API_KEY", "sk_test_x")
+        .env("WORKOS_VAULT_SERVER_API_KEY", "sk_test_x")
         .args(["serve", "--listen", "127.0.0.1:0"])
         // A safety net only: a server that starts would serve forever.
         .timeout(Duration::from_secs(60))
@@ -137,11 +137,11 @@ fn serve_warns_when_listening_beyond_loopback_without_tls() {
     let dir = tempfile::tempdir().unwrap();
     let keyring = dir.path().join("keyring.json");
     let stderr_of = |listen: &str| {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("workos-vault"))
             .env_clear()
             .env("HOME", dir.path())
-            .env("VAULT_KEYRING", &keyring)
-            .env("VAULT_SERVER_API_KEY", API_KEY)
+            .env("WORKOS_VAULT_KEYRING", &keyring)
+            .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
             .args(["serve", "--listen", listen, "--no-access-log"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

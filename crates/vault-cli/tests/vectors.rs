@@ -14,7 +14,7 @@ struct Case<'a> {
 }
 
 fn decrypt(case: &Case) -> std::process::Output {
-    let mut command = Command::cargo_bin("vault").unwrap();
+    let mut command = Command::cargo_bin("workos-vault").unwrap();
     command
         .env_remove("WORKOS_API_KEY")
         .env("WORKOS_VAULT_DATA_KEY", case.data_key_b64)

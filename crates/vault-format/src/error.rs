@@ -138,7 +138,7 @@ impl fmt::Display for Error {
             ),
             Error::NeedsDataKey { from, to } => write!(
                 f,
-                "an {from} envelope cannot be re-framed as {to} offline: A32's 32-byte IV has no 12-byte equivalent, so the data key is needed to re-encrypt (use a key service: vault migrate, or vault::Migration)"
+                "an {from} envelope cannot be re-framed as {to} offline: A32's 32-byte IV has no 12-byte equivalent, so the data key is needed to re-encrypt (use a key service: workos-vault migrate, or vault::Migration)"
             ),
         }
     }

@@ -203,7 +203,7 @@ impl FromStr for Sdk {
         let release = release.ok_or_else(|| {
             let (major, minor, patch) = first.since;
             UnknownSdk(format!(
-                "{text}: that version has no vault encrypt; it came in {name} {major}.{minor}.{patch}"
+                "{text}: that version has no workos-vault encrypt; it came in {name} {major}.{minor}.{patch}"
             ))
         })?;
         Ok(Sdk {

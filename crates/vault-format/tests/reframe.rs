@@ -108,5 +108,5 @@ fn the_refusal_names_the_fix() {
     }
     .to_string();
     assert!(message.contains("data key"), "{message}");
-    assert!(message.contains("vault migrate"), "{message}");
+    assert!(message.contains("workos-vault migrate"), "{message}");
 }

@@ -2,7 +2,7 @@
 //! keyring, for development, CI, air-gapped use and behind `vault-server`.
 //!
 //! **Most users want the `vault` crate**, which re-exports this crate's
-//! types and uses [`LocalKeyService`] when `VAULT_KEYRING` names a keyring.
+//! types and uses [`LocalKeyService`] when `WORKOS_VAULT_KEYRING` names a keyring.
 //!
 //! - [`Keyring`]: versioned 32-byte master keys, in memory or in a file
 //!   only its owner may read, each with a check value verified at load.

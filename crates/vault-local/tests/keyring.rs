@@ -487,7 +487,7 @@ fn open_never_creates_and_create_never_replaces() {
     let path = dir.path().join("keyring.json");
     let error = LocalKeyService::open(&path).unwrap_err().to_string();
     assert!(error.contains("does not exist"), "{error}");
-    assert!(error.contains("vault keyring init"), "{error}");
+    assert!(error.contains("workos-vault keyring init"), "{error}");
     assert!(!path.exists());
     Keyring::create(&path).unwrap();
     let before = fs::read(&path).unwrap();

@@ -17,7 +17,7 @@ use crate::route::Route;
 
 /// The answer when no object service is configured.
 const NOT_ENABLED: &str = "the objects API is not enabled on this server: give it an object \
-     store (vault serve keeps one beside the keyring, or in WORKOS_VAULT_DATABASE_URL)";
+     store (workos-vault serve keeps one beside the keyring, or in WORKOS_VAULT_DATABASE_URL)";
 
 /// Answers one objects request whose head has been checked (route, method,
 /// API key) and whose body has been read.

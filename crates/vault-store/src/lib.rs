@@ -4,7 +4,7 @@
 //! (any number of processes over one database), and **encrypts every value**
 //! through any [`KeyService`] (the local keyring, WorkOS, Transit).
 //!
-//! **Most users want `vault serve`** (the `vault-cli` crate), which serves
+//! **Most users want `workos-vault serve`** (the `vault-cli` crate), which serves
 //! this store over HTTP, or the `vault` facade.
 //!
 //! # Storage model

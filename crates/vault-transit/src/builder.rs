@@ -175,7 +175,11 @@ impl TransitKeyServiceBuilder {
                     "the Transit key name must be 1 to 128 letters, digits, '-', '_' or '.'",
                 ))
             }
-            None => return Err(config("a Transit key name is required (VAULT_TRANSIT_KEY)")),
+            None => {
+                return Err(config(
+                    "a Transit key name is required (WORKOS_VAULT_TRANSIT_KEY)",
+                ))
+            }
         };
         let mount = self.mount.trim_matches('/').to_owned();
         if !mount.split('/').all(valid_key_name) {
@@ -307,7 +311,7 @@ fn token_header(
     let token = match (token, file) {
         (Some(token), _) => token,
         (None, Some(path)) => read_token_file(path)?,
-        (None, None) => return Err(config("a Transit token is required: set VAULT_TOKEN (or BAO_TOKEN) or VAULT_TRANSIT_TOKEN_FILE")),
+        (None, None) => return Err(config("a Transit token is required: set VAULT_TOKEN (or BAO_TOKEN) or WORKOS_VAULT_TRANSIT_TOKEN_FILE")),
     };
     let trimmed = token.trim();
     if trimmed.is_empty() {

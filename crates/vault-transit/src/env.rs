@@ -3,7 +3,7 @@
 //! Two families of variables meet here, and their names clash: this
 //! project is called *vault*, and HashiCorp's engine reads `VAULT_*`.
 //!
-//! - **This project's**: [`KEY_VAR`] (`VAULT_TRANSIT_KEY`) selects Transit
+//! - **This project's**: [`KEY_VAR`] (`WORKOS_VAULT_TRANSIT_KEY`) selects Transit
 //!   and names the key; [`MOUNT_VAR`] and [`TOKEN_FILE_VAR`]. Nothing else
 //!   selects Transit: `VAULT_ADDR` or `VAULT_TOKEN` alone change nothing.
 //! - **The engine's own** (as the `vault` and `bao` CLIs read them):
@@ -19,12 +19,12 @@ use vault_api::Error;
 use crate::builder::config;
 use crate::TransitKeyServiceBuilder;
 
-/// `VAULT_TRANSIT_KEY` (this project's): use Transit, with this key.
-pub const KEY_VAR: &str = "VAULT_TRANSIT_KEY";
-/// `VAULT_TRANSIT_MOUNT` (this project's): the engine's mount path.
-pub const MOUNT_VAR: &str = "VAULT_TRANSIT_MOUNT";
-/// `VAULT_TRANSIT_TOKEN_FILE` (this project's): a file with the token.
-pub const TOKEN_FILE_VAR: &str = "VAULT_TRANSIT_TOKEN_FILE";
+/// `WORKOS_VAULT_TRANSIT_KEY` (this project's): use Transit, with this key.
+pub const KEY_VAR: &str = "WORKOS_VAULT_TRANSIT_KEY";
+/// `WORKOS_VAULT_TRANSIT_MOUNT` (this project's): the engine's mount path.
+pub const MOUNT_VAR: &str = "WORKOS_VAULT_TRANSIT_MOUNT";
+/// `WORKOS_VAULT_TRANSIT_TOKEN_FILE` (this project's): a file with the token.
+pub const TOKEN_FILE_VAR: &str = "WORKOS_VAULT_TRANSIT_TOKEN_FILE";
 
 /// The engine's variables: HashiCorp's name, then OpenBao's.
 const ADDR: [&str; 2] = ["VAULT_ADDR", "BAO_ADDR"];
@@ -35,17 +35,17 @@ const TIMEOUT: [&str; 2] = ["VAULT_CLIENT_TIMEOUT", "BAO_CLIENT_TIMEOUT"];
 const MAX_RETRIES: [&str; 2] = ["VAULT_MAX_RETRIES", "BAO_MAX_RETRIES"];
 
 impl TransitKeyServiceBuilder {
-    /// A builder from the environment, or `None` when `VAULT_TRANSIT_KEY`
+    /// A builder from the environment, or `None` when `WORKOS_VAULT_TRANSIT_KEY`
     /// is unset (Transit is not selected). See the crate docs for every
     /// variable. The token is the first of: `VAULT_TOKEN`/`BAO_TOKEN`, the
-    /// file named by `VAULT_TRANSIT_TOKEN_FILE`, `~/.vault-token` (what
+    /// file named by `WORKOS_VAULT_TRANSIT_TOKEN_FILE`, `~/.vault-token` (what
     /// `vault login` and `bao login` write).
     pub fn from_env() -> Result<Option<Self>, Error> {
         from_lookup(|name| std::env::var(name).ok())
     }
 
     /// [`from_env`](Self::from_env) over another source of variables:
-    /// `lookup` is asked for the same names (`VAULT_TRANSIT_KEY`,
+    /// `lookup` is asked for the same names (`WORKOS_VAULT_TRANSIT_KEY`,
     /// `VAULT_ADDR`, ...) and answers `None` for an unset one. `vault
     /// migrate --to-service` reads its target's variables this way.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, Error> {
@@ -163,11 +163,11 @@ mod tests {
         ];
         assert!(lookup(&engine_only).unwrap().is_none());
         let chosen = lookup(&[
-            ("VAULT_TRANSIT_KEY", "dek"),
+            ("WORKOS_VAULT_TRANSIT_KEY", "dek"),
             ("BAO_ADDR", "http://127.0.0.1:8200"),
             ("BAO_TOKEN", "s.secret"),
             ("VAULT_NAMESPACE", "team"),
-            ("VAULT_TRANSIT_MOUNT", "kms"),
+            ("WORKOS_VAULT_TRANSIT_MOUNT", "kms"),
             ("VAULT_CLIENT_TIMEOUT", "5s"),
             ("BAO_MAX_RETRIES", "1"),
         ]);
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn both_families_must_agree_and_values_are_checked() {
         let clash = lookup(&[
-            ("VAULT_TRANSIT_KEY", "dek"),
+            ("WORKOS_VAULT_TRANSIT_KEY", "dek"),
             ("VAULT_TOKEN", "s.one"),
             ("BAO_TOKEN", "s.two"),
         ]);
@@ -197,13 +197,21 @@ mod tests {
         );
         assert!(!error.to_string().contains("s.one"), "{error}");
         let agree = [
-            ("VAULT_TRANSIT_KEY", "k"),
+            ("WORKOS_VAULT_TRANSIT_KEY", "k"),
             ("VAULT_ADDR", "http://h"),
             ("BAO_ADDR", "http://h/"),
         ];
         assert!(lookup(&agree).is_err(), "different text is a clash");
-        assert!(lookup(&[("VAULT_TRANSIT_KEY", "k"), ("VAULT_CLIENT_TIMEOUT", "soon")]).is_err());
-        assert!(lookup(&[("VAULT_TRANSIT_KEY", "k"), ("VAULT_MAX_RETRIES", "-1")]).is_err());
+        assert!(lookup(&[
+            ("WORKOS_VAULT_TRANSIT_KEY", "k"),
+            ("VAULT_CLIENT_TIMEOUT", "soon")
+        ])
+        .is_err());
+        assert!(lookup(&[
+            ("WORKOS_VAULT_TRANSIT_KEY", "k"),
+            ("VAULT_MAX_RETRIES", "-1")
+        ])
+        .is_err());
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
@@ -213,7 +221,10 @@ mod tests {
     #[test]
     fn blank_variables_of_this_project_are_errors_not_unset() {
         for name in [KEY_VAR, MOUNT_VAR, TOKEN_FILE_VAR] {
-            let mut vars = vec![("VAULT_TRANSIT_KEY", "k"), ("VAULT_ADDR", "http://h")];
+            let mut vars = vec![
+                ("WORKOS_VAULT_TRANSIT_KEY", "k"),
+                ("VAULT_ADDR", "http://h"),
+            ];
             vars.retain(|(n, _)| *n != name);
             vars.push((name, " "));
             let error = lookup(&vars).err().unwrap();
@@ -238,7 +249,7 @@ mod tests {
         };
         set_mode(0o644);
         let vars = [
-            ("VAULT_TRANSIT_KEY", "k"),
+            ("WORKOS_VAULT_TRANSIT_KEY", "k"),
             ("VAULT_ADDR", "http://h"),
             ("HOME", dir.path().to_str().unwrap()),
         ];
@@ -248,16 +259,16 @@ mod tests {
         set_mode(0o600);
         let home = dir.path().to_str().unwrap();
         let vars = [
-            ("VAULT_TRANSIT_KEY", "k"),
+            ("WORKOS_VAULT_TRANSIT_KEY", "k"),
             ("VAULT_ADDR", "http://h"),
             ("HOME", home),
         ];
         lookup(&vars).unwrap().unwrap().build().unwrap();
         let missing = dir.path().join("nope");
         let vars = [
-            ("VAULT_TRANSIT_KEY", "k"),
+            ("WORKOS_VAULT_TRANSIT_KEY", "k"),
             ("VAULT_ADDR", "http://h"),
-            ("VAULT_TRANSIT_TOKEN_FILE", missing.to_str().unwrap()),
+            ("WORKOS_VAULT_TRANSIT_TOKEN_FILE", missing.to_str().unwrap()),
             ("HOME", home),
         ];
         let error = lookup(&vars).unwrap().unwrap().build().unwrap_err();

@@ -3,7 +3,7 @@
 //! replicated store that survives the loss of a node.
 //!
 //! **Most users want the `vault` crate**, which chooses this service when
-//! `VAULT_TRANSIT_KEY` is set. Use this crate directly to build the
+//! `WORKOS_VAULT_TRANSIT_KEY` is set. Use this crate directly to build the
 //! service in code, rotate or create the key, or rewrap blobs.
 //!
 //! - [`TransitKeyService`]: a [`vault_api::KeyService`]. Data keys are drawn
@@ -15,15 +15,15 @@
 //!
 //! The blob it writes opens with a magic of its own
 //! (`VRS.TKS.v1\0`), then the data key id and the Transit key version, so
-//! `vault inspect` tells it apart from WorkOS and local blobs.
+//! `workos-vault inspect` tells it apart from WorkOS and local blobs.
 //!
 //! # Environment
 //!
 //! | variable | whose | meaning |
 //! |---|---|---|
-//! | `VAULT_TRANSIT_KEY` | this project | selects Transit; the key that wraps new data keys |
-//! | `VAULT_TRANSIT_MOUNT` | this project | the engine's mount path (`transit`) |
-//! | `VAULT_TRANSIT_TOKEN_FILE` | this project | a file holding the token |
+//! | `WORKOS_VAULT_TRANSIT_KEY` | this project | selects Transit; the key that wraps new data keys |
+//! | `WORKOS_VAULT_TRANSIT_MOUNT` | this project | the engine's mount path (`transit`) |
+//! | `WORKOS_VAULT_TRANSIT_TOKEN_FILE` | this project | a file holding the token |
 //! | `VAULT_ADDR` / `BAO_ADDR` | the engine | its address, such as `https://127.0.0.1:8200` |
 //! | `VAULT_TOKEN` / `BAO_TOKEN` | the engine | the token |
 //! | `VAULT_NAMESPACE` / `BAO_NAMESPACE` | the engine | the namespace |

@@ -1,7 +1,7 @@
 //! Choosing a key service from the environment: the one place that does.
 //!
-//! [`Vault::from_env`](crate::Vault::from_env), the `vault` command and
-//! `vault serve` all call [`backend_from_env`]. It fails closed: a variable
+//! [`Vault::from_env`](crate::Vault::from_env), the `workos-vault` command and
+//! `workos-vault serve` all call [`backend_from_env`]. It fails closed: a variable
 //! that is set but empty or blank is an error (never "unset"), two
 //! backends at once are an error, and with no backend configured the
 //! library refuses rather than inventing a keyring whose keys would die
@@ -10,8 +10,8 @@
 //! | variable | chooses |
 //! |---|---|
 //! | `WORKOS_API_KEY` (and `WORKOS_BASE_URL`) | WorkOS Vault, or a compatible server |
-//! | `VAULT_TRANSIT_KEY` (and the engine's `VAULT_ADDR`, `VAULT_TOKEN`, ...) | OpenBao / HashiCorp Vault Transit |
-//! | `VAULT_KEYRING` | the local keyring file at that path |
+//! | `WORKOS_VAULT_TRANSIT_KEY` (and the engine's `VAULT_ADDR`, `VAULT_TOKEN`, ...) | OpenBao / HashiCorp Vault Transit |
+//! | `WORKOS_VAULT_KEYRING` | the local keyring file at that path |
 //!
 //! ```
 //! use vault::env::{backend_from_env, EnvOptions};
@@ -19,9 +19,9 @@
 //! # fn main() -> Result<(), vault::Error> {
 //! # let dir = std::env::temp_dir().join(format!("vault-env-doc-{}", std::process::id()));
 //! # std::env::remove_var("WORKOS_API_KEY");
-//! # std::env::remove_var("VAULT_TRANSIT_KEY");
-//! # std::env::set_var("VAULT_KEYRING", dir.join("keyring.json"));
-//! // A process that mints keys may create the keyring VAULT_KEYRING names.
+//! # std::env::remove_var("WORKOS_VAULT_TRANSIT_KEY");
+//! # std::env::set_var("WORKOS_VAULT_KEYRING", dir.join("keyring.json"));
+//! // A process that mints keys may create the keyring WORKOS_VAULT_KEYRING names.
 //! let backend = backend_from_env(EnvOptions::new().create_keyring(true))?;
 //! assert_eq!(backend.kind(), vault::env::BackendKind::Keyring);
 //! if backend.created_keyring() {
@@ -47,15 +47,15 @@ use crate::Error;
 pub const API_KEY_VAR: &str = "WORKOS_API_KEY";
 /// `WORKOS_BASE_URL`: where WorkOS's API is (or a compatible server).
 pub const BASE_URL_VAR: &str = "WORKOS_BASE_URL";
-/// `VAULT_KEYRING`: the local keyring file.
-pub const KEYRING_VAR: &str = "VAULT_KEYRING";
-/// `VAULT_TRANSIT_KEY`: use OpenBao / HashiCorp Vault Transit with this key.
-pub const TRANSIT_KEY_VAR: &str = "VAULT_TRANSIT_KEY";
+/// `WORKOS_VAULT_KEYRING`: the local keyring file.
+pub const KEYRING_VAR: &str = "WORKOS_VAULT_KEYRING";
+/// `WORKOS_VAULT_TRANSIT_KEY`: use OpenBao / HashiCorp Vault Transit with this key.
+pub const TRANSIT_KEY_VAR: &str = "WORKOS_VAULT_TRANSIT_KEY";
 
 /// What [`backend_from_env`] may do with the local keyring.
 ///
 /// The default ([`EnvOptions::new`]) is the library's: the keyring is used
-/// only when `VAULT_KEYRING` names it, and it must exist.
+/// only when `WORKOS_VAULT_KEYRING` names it, and it must exist.
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct EnvOptions {
@@ -177,7 +177,7 @@ impl fmt::Debug for Backend {
 
 /// The key service the environment asks for. See the [module](self) docs
 /// for the variables. Fails with [`Error::Config`] on a variable that is
-/// set but blank, on both `WORKOS_API_KEY` and `VAULT_TRANSIT_KEY`, and,
+/// set but blank, on both `WORKOS_API_KEY` and `WORKOS_VAULT_TRANSIT_KEY`, and,
 /// unless `options` allow the default keyring, when nothing is configured.
 /// A missing keyring file is a key service error naming the path, unless
 /// `options` allow creating it.
@@ -194,8 +194,8 @@ pub fn backend_from_env(options: EnvOptions) -> Result<Backend, Error> {
 }
 
 /// [`backend_from_env`] over another source of variables: `lookup` is
-/// asked for the same names (`WORKOS_API_KEY`, `VAULT_TRANSIT_KEY`,
-/// `VAULT_ADDR`, ...) and answers `None` for an unset one. `vault migrate
+/// asked for the same names (`WORKOS_API_KEY`, `WORKOS_VAULT_TRANSIT_KEY`,
+/// `VAULT_ADDR`, ...) and answers `None` for an unset one. `workos-vault migrate
 /// --to-service` chooses its target service this way, from variables of
 /// its own.
 pub fn backend_from_lookup(
@@ -281,7 +281,7 @@ fn keyring_backend(path: PathBuf, create: bool) -> Result<Backend, Error> {
     })
 }
 
-/// The Transit key service when `VAULT_TRANSIT_KEY` is set (never with
+/// The Transit key service when `WORKOS_VAULT_TRANSIT_KEY` is set (never with
 /// `WORKOS_API_KEY`: which one wraps would be a guess).
 #[cfg(feature = "transit")]
 fn transit_backend(
@@ -349,8 +349,8 @@ fn http_backend(_api_key: String, _base_url: Option<String>) -> Result<Backend, 
     )))
 }
 
-/// `VAULT_KEYRING`, or `keyring.json` in the platform data directory.
-/// `VAULT_KEYRING` set but blank is an error.
+/// `WORKOS_VAULT_KEYRING`, or `keyring.json` in the platform data directory.
+/// `WORKOS_VAULT_KEYRING` set but blank is an error.
 pub fn keyring_path() -> Result<PathBuf, Error> {
     match var(KEYRING_VAR, &|name| std::env::var(name).ok())? {
         Some(path) => Ok(PathBuf::from(path)),

@@ -16,7 +16,7 @@ pub struct Inspection {
     pub keys_len: usize,
     /// The `encrypted_keys` blob, base64: what
     /// [`Vault::decrypt_data_key_base64`](crate::Vault::decrypt_data_key_base64)
-    /// and `vault data-key decrypt` take. Not secret.
+    /// and `workos-vault data-key decrypt` take. Not secret.
     pub encrypted_keys: String,
     /// Length of the AES-GCM ciphertext in bytes, without the tag (equal to
     /// the plaintext's length).
@@ -60,7 +60,7 @@ impl Inspection {
 }
 
 /// A layout or blob kind as its name (its `Display`), as the JSON of
-/// `vault inspect` always spelled it.
+/// `workos-vault inspect` always spelled it.
 fn by_name<S: Serializer>(
     value: &impl std::fmt::Display,
     serializer: S,

@@ -39,8 +39,8 @@
 //! ```
 //!
 //! [`Vault::from_env`] picks the backend from the environment: WorkOS when
-//! `WORKOS_API_KEY` is set, Transit when `VAULT_TRANSIT_KEY` is, the local
-//! keyring file when `VAULT_KEYRING` names one; with none of them it is an
+//! `WORKOS_API_KEY` is set, Transit when `WORKOS_VAULT_TRANSIT_KEY` is, the local
+//! keyring file when `WORKOS_VAULT_KEYRING` names one; with none of them it is an
 //! error, never a fresh keyring ([`mod@env`] has the details).
 //!
 //! # WorkOS
@@ -79,7 +79,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `http` | yes | [`HttpKeyService`] (WorkOS's API over hyper and rustls with *ring*), [`RetryPolicy`], [`transport`] |
-//! | `transit` | yes | [`TransitKeyService`] (OpenBao / HashiCorp Vault Transit), chosen by `VAULT_TRANSIT_KEY` in [`Vault::from_env`]; implies `http` |
+//! | `transit` | yes | [`TransitKeyService`] (OpenBao / HashiCorp Vault Transit), chosen by `WORKOS_VAULT_TRANSIT_KEY` in [`Vault::from_env`]; implies `http` |
 //! | `blocking` | no | `blocking::Vault`, every operation without async |
 //! | `objects` | no | WorkOS Vault's objects (key-value) API: `objects_from_env`, `objects_for` and the SQL store `ObjectStore` (SQLite embedded, PostgreSQL at scale) |
 //!
@@ -170,9 +170,9 @@ impl Vault {
 
     /// The backend the environment asks for: WorkOS when `WORKOS_API_KEY`
     /// is set (at `WORKOS_BASE_URL`, default `https://api.workos.com`),
-    /// Transit when `VAULT_TRANSIT_KEY` is, otherwise the existing local
-    /// keyring file at `VAULT_KEYRING` (never created here: make it with
-    /// `vault keyring init` or [`LocalKeyService::open_or_create`]).
+    /// Transit when `WORKOS_VAULT_TRANSIT_KEY` is, otherwise the existing local
+    /// keyring file at `WORKOS_VAULT_KEYRING` (never created here: make it with
+    /// `workos-vault keyring init` or [`LocalKeyService::open_or_create`]).
     ///
     /// Fails closed with [`Error::Config`] when none is set (naming the
     /// three ways to choose one), when one is set but blank, and when both

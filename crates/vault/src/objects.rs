@@ -75,7 +75,7 @@ pub async fn object_store_from_env(keys: Arc<dyn KeyService>) -> Result<ObjectSt
     let store = ObjectStore::open(&url, keys).await?;
     tracing::info!(
         backend = store.backend().as_str(),
-        "vault object store opened"
+        "workos-vault object store opened"
     );
     Ok(store)
 }

@@ -45,7 +45,11 @@ fn from_env_picks_each_backend_and_fails_closed() {
     // Nothing configured: an error naming the three ways, and no keyring
     // appears anywhere.
     let error = config_error();
-    for name in ["WORKOS_API_KEY", "VAULT_TRANSIT_KEY", "VAULT_KEYRING"] {
+    for name in [
+        "WORKOS_API_KEY",
+        "WORKOS_VAULT_TRANSIT_KEY",
+        "WORKOS_VAULT_KEYRING",
+    ] {
         assert!(error.contains(name), "{error}");
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -94,7 +98,7 @@ fn from_env_picks_each_backend_and_fails_closed() {
     std::env::set_var(vault::env::TRANSIT_KEY_VAR, "dek");
     let error = config_error();
     assert!(
-        error.contains("both WORKOS_API_KEY and VAULT_TRANSIT_KEY"),
+        error.contains("both WORKOS_API_KEY and WORKOS_VAULT_TRANSIT_KEY"),
         "{error}"
     );
 

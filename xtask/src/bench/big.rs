@@ -1,4 +1,4 @@
-//! `cargo xtask bench`'s big-input rows: `vault encrypt` and `vault decrypt`
+//! `cargo xtask bench`'s big-input rows: `workos-vault encrypt` and `workos-vault decrypt`
 //! of one large file, their peak memory against the budget (1.25x the
 //! plaintext + 16 MiB) and their wall time against coreutils `base64`
 //! encoding and decoding the same bytes, in the same run.
@@ -37,7 +37,7 @@ pub(crate) fn measure(
         .args(["-f", "%e %M"])
         .arg(program)
         .args(args)
-        .env("VAULT_KEYRING", keyring)
+        .env("WORKOS_VAULT_KEYRING", keyring)
         .env_remove("WORKOS_API_KEY")
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -139,7 +139,7 @@ pub fn big_inputs(vault: &Path, out_dir: &Path, plan: &Plan) -> Result<Vec<Measu
     let budgets = vec![budget; plan.repeats];
     let rows = vec![
         entry(
-            &format!("big input: vault encrypt {mib} MiB, peak RSS"),
+            &format!("big input: workos-vault encrypt {mib} MiB, peak RSS"),
             "MiB",
             peaks(&enc),
             budgets.clone(),
@@ -148,7 +148,7 @@ pub fn big_inputs(vault: &Path, out_dir: &Path, plan: &Plan) -> Result<Vec<Measu
             Some(1.0),
         ),
         entry(
-            &format!("big input: vault decrypt {mib} MiB, peak RSS"),
+            &format!("big input: workos-vault decrypt {mib} MiB, peak RSS"),
             "MiB",
             peaks(&dec),
             budgets,
@@ -157,7 +157,7 @@ pub fn big_inputs(vault: &Path, out_dir: &Path, plan: &Plan) -> Result<Vec<Measu
             Some(1.0),
         ),
         entry(
-            &format!("big input: vault encrypt {mib} MiB, wall time"),
+            &format!("big input: workos-vault encrypt {mib} MiB, wall time"),
             "s",
             times(&enc),
             times(&b64_enc),
@@ -166,7 +166,7 @@ pub fn big_inputs(vault: &Path, out_dir: &Path, plan: &Plan) -> Result<Vec<Measu
             Some(1.0 / 1.5),
         ),
         entry(
-            &format!("big input: vault decrypt {mib} MiB, wall time"),
+            &format!("big input: workos-vault decrypt {mib} MiB, wall time"),
             "s",
             times(&dec),
             times(&b64_dec),

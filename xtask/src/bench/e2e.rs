@@ -1,5 +1,5 @@
 //! The end-to-end and server-load rows: our client against the official
-//! Node and Python SDKs over one `vault serve`, and the server's own
+//! Node and Python SDKs over one `workos-vault serve`, and the server's own
 //! throughput and latency.
 
 use std::path::Path;
@@ -55,8 +55,8 @@ impl Client {
                 command
             }
             Client::Python => {
-                let python =
-                    std::env::var("VAULT_COMPAT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+                let python = std::env::var("WORKOS_VAULT_COMPAT_PYTHON")
+                    .unwrap_or_else(|_| "python3".to_owned());
                 let mut command = Command::new(python);
                 command.arg(drivers.join("python.py"));
                 command

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`'s migrate rows: `vault migrate` re-framing a big
+//! `cargo xtask bench`'s migrate rows: `workos-vault migrate` re-framing a big
 //! file of 1 KiB ciphertexts from A12 to B offline, its throughput against
 //! coreutils `base64 -d | base64 -w0` over the same bytes and its peak RSS
 //! against a fixed 64 MiB budget (memory must not grow with the input).
@@ -136,7 +136,7 @@ pub(crate) fn run_alone(args: &[String]) -> Result<(), String> {
     let target = util::root().join("target");
     let out_dir = target.join("bench");
     let rows = rows(
-        &target.join("release").join("vault"),
+        &target.join("release").join("workos-vault"),
         &out_dir,
         quick,
         if quick { 1 } else { 3 },

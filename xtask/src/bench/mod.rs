@@ -1,5 +1,5 @@
 //! `cargo xtask bench [--quick]`: builds the benchmark binaries in release
-//! mode, installs the pinned peer SDKs, starts `vault serve` in its own
+//! mode, installs the pinned peer SDKs, starts `workos-vault serve` in its own
 //! process, runs every measurement (ours and each baseline in the same
 //! run), writes `target/bench/summary.json` and prints a table.
 //!
@@ -31,14 +31,14 @@ use process::measurements;
 pub(crate) use process::{run_json, ServerProcess};
 
 /// What `--help` prints.
-const DOC: &str = "Builds release binaries, installs the pinned peer SDKs, starts `vault serve`
+const DOC: &str = "Builds release binaries, installs the pinned peer SDKs, starts `workos-vault serve`
 in its own process and measures, each against its baseline in the same run:
 AEAD against raw ring, the local decrypt path (ns and allocations per op),
 end to end against @workos-inc/node 11.0.0 and workos 10.8.0 (Python),
 caching, server throughput, objects create and read on SQLite and
 PostgreSQL (against the data-key route of the same server), and the peak memory and wall time of encrypting
 and decrypting a 256 MiB file (against coreutils base64; GNU time measures
-memory), and `vault migrate` re-framing a 1 GiB file of 1 KiB ciphertexts
+memory), and `workos-vault migrate` re-framing a 1 GiB file of 1 KiB ciphertexts
 (against `base64 -d | base64 -w0`; peak memory against 64 MiB). Writes
 target/bench/summary.json and prints a table.
 
@@ -70,7 +70,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let plan = Plan::new(quick);
     let root = util::root();
     // Two builds: in one, vault-bench's `test-util` feature of
-    // vault-server would be compiled into the `vault` binary measured.
+    // vault-server would be compiled into the `workos-vault` binary measured.
     util::run(cargo(&["build", "--release", "-p", "vault-cli"]))?;
     util::run(cargo(&["build", "--release", "-p", "vault-bench"]))?;
     crate::compat_install::install(&root)?;
@@ -87,21 +87,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!("bench: the local decrypt path");
     summary.extend(measurements(&micro, &["local"], plan.flag())?);
     {
-        let server = ServerProcess::start(&bin.join("vault"), &out_dir)?;
+        let server = ServerProcess::start(&bin.join("workos-vault"), &out_dir)?;
         eprintln!("bench: end to end against {}", server.url);
         summary.extend(e2e::end_to_end(&root, &net, &server, &plan)?);
         eprintln!("bench: server throughput");
         summary.extend(e2e::server_load(&net, &server, &plan)?);
     }
-    eprintln!("bench: objects through vault serve, on SQLite and on PostgreSQL");
+    eprintln!("bench: objects through workos-vault serve, on SQLite and on PostgreSQL");
     {
-        let server = ServerProcess::start(&bin.join("vault"), &out_dir)?;
+        let server = ServerProcess::start(&bin.join("workos-vault"), &out_dir)?;
         summary.extend(e2e::object_load(&net, &server, &plan, "SQLite")?);
     }
     {
         let postgres = crate::postgres::start_durable()?;
         let env = [("WORKOS_VAULT_DATABASE_URL", postgres.url().to_owned())];
-        let server = ServerProcess::start_with(&bin.join("vault"), &out_dir, &[], &env)?;
+        let server = ServerProcess::start_with(&bin.join("workos-vault"), &out_dir, &[], &env)?;
         summary.extend(e2e::object_load(&net, &server, &plan, "PostgreSQL")?);
     }
     eprintln!("bench: caching");
@@ -109,10 +109,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!("bench: over Transit (bao server -dev), against the local keyring");
     summary.extend(transit::rows(&bin, &out_dir, plan.quick, plan.repeats)?);
     eprintln!("bench: big inputs, against coreutils base64");
-    summary.extend(big::big_inputs(&bin.join("vault"), &out_dir, &plan)?);
+    summary.extend(big::big_inputs(&bin.join("workos-vault"), &out_dir, &plan)?);
     eprintln!("bench: migrate re-framing, against coreutils base64");
     summary.extend(migrate::rows(
-        &bin.join("vault"),
+        &bin.join("workos-vault"),
         &out_dir,
         plan.quick,
         plan.repeats,

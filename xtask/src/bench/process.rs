@@ -64,7 +64,7 @@ pub(crate) fn measurement_rows(what: &str, printed: Value) -> Result<Vec<Measure
         .map_err(|e| format!("{what} printed {printed}, not an array of measurements: {e}"))
 }
 
-/// `vault serve` on a free loopback port, with a throwaway keyring and API
+/// `workos-vault serve` on a free loopback port, with a throwaway keyring and API
 /// key, in its own process (so a client's CPU time is its own). Killed on
 /// drop.
 pub(crate) struct ServerProcess {
@@ -80,7 +80,7 @@ impl ServerProcess {
         Self::start_with(vault, out_dir, &[], &[])
     }
 
-    /// [`start`](Self::start) with more `vault serve` arguments and more
+    /// [`start`](Self::start) with more `workos-vault serve` arguments and more
     /// environment (an object store's `WORKOS_VAULT_DATABASE_URL`, say).
     pub(crate) fn start_with(
         vault: &Path,
@@ -95,9 +95,9 @@ impl ServerProcess {
         let child = Command::new(vault)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
-            .env("VAULT_KEYRING", dir.join("keyring.json"))
+            .env("WORKOS_VAULT_KEYRING", dir.join("keyring.json"))
             // Through the environment, so it is not on the command line.
-            .env("VAULT_SERVER_API_KEY", &api_key)
+            .env("WORKOS_VAULT_SERVER_API_KEY", &api_key)
             .env_remove("WORKOS_API_KEY")
             .env_remove("WORKOS_VAULT_DATABASE_URL")
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -119,7 +119,7 @@ impl ServerProcess {
                 .map_err(|e| format!("cannot read the server's output: {e}"))?;
             if read == 0 {
                 // `process` is killed and reaped as it drops.
-                return Err("vault serve exited before it listened".to_owned());
+                return Err("workos-vault serve exited before it listened".to_owned());
             }
             if let Some(rest) = line.split(MARKER).nth(1) {
                 break rest
@@ -128,7 +128,7 @@ impl ServerProcess {
                     .unwrap_or_default()
                     .to_owned();
             }
-            eprint!("vault serve: {line}");
+            eprint!("workos-vault serve: {line}");
         };
         // Keep draining its stderr so it never blocks on a full pipe.
         std::thread::spawn(move || {

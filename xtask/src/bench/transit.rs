@@ -1,6 +1,6 @@
 //! The Transit rows of `cargo xtask bench`: data-key and decrypt requests
-//! per second through `vault serve` over Transit (one `bao server -dev`,
-//! plain HTTP on loopback) against `vault serve` over the local keyring,
+//! per second through `workos-vault serve` over Transit (one `bao server -dev`,
+//! plain HTTP on loopback) against `workos-vault serve` over the local keyring,
 //! and the cache's effect over Transit (`vault-bench-net transit-cache`).
 //! Ratios are Transit's figure over the keyring's: below 1 is the cost of
 //! a network round trip to the engine per key.
@@ -39,11 +39,11 @@ pub fn rows(
     let token = format!("bench-{}", random_hex(12)?);
     let (_engine, address) = dev_server(&openbao::install()?, &token, &dir)?;
     let api_key = format!("sk_test_bench_{}", random_hex(12)?);
-    let vault = bin.join("vault");
+    let vault = bin.join("workos-vault");
     let transit_env = [
         ("VAULT_ADDR", address.as_str()),
         ("VAULT_TOKEN", token.as_str()),
-        ("VAULT_TRANSIT_KEY", KEY),
+        ("WORKOS_VAULT_TRANSIT_KEY", KEY),
     ];
     let (_transit, transit_url) = vault_serve(
         &vault,
@@ -52,7 +52,10 @@ pub fn rows(
         &dir.join("serve-transit.log"),
     )?;
     let keyring = dir.join("keyring.json");
-    let local_env = [("VAULT_KEYRING", keyring.to_str().ok_or("a non-UTF-8 path")?)];
+    let local_env = [(
+        "WORKOS_VAULT_KEYRING",
+        keyring.to_str().ok_or("a non-UTF-8 path")?,
+    )];
     let (_local, local_url) =
         vault_serve(&vault, &local_env, &api_key, &dir.join("serve-local.log"))?;
 

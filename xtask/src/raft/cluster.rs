@@ -92,7 +92,7 @@ pub fn clear_engine_env(command: &mut Command) {
     }
 }
 
-/// `vault serve` on a free loopback port with `env` set (the engine's
+/// `workos-vault serve` on a free loopback port with `env` set (the engine's
 /// variables cleared first, and `api_key` passed through the environment,
 /// not the command line), its output appended to `log`; returns once it
 /// answers `/health`, with its URL.
@@ -110,16 +110,18 @@ pub fn vault_serve(
     clear_engine_env(&mut command);
     command
         .env_remove("WORKOS_API_KEY")
-        .env_remove("VAULT_KEYRING")
-        .env("VAULT_SERVER_API_KEY", api_key)
+        .env_remove("WORKOS_VAULT_KEYRING")
+        .env("WORKOS_VAULT_SERVER_API_KEY", api_key)
         .envs(env.iter().copied());
-    let mut serve = Proc::spawn(command, log, "vault serve")?;
-    wait_until(Duration::from_secs(30), "vault serve to answer", || {
-        http_status(port, "/health") == Some(200) || !matches!(serve.0.try_wait(), Ok(None))
-    })?;
+    let mut serve = Proc::spawn(command, log, "workos-vault serve")?;
+    wait_until(
+        Duration::from_secs(30),
+        "workos-vault serve to answer",
+        || http_status(port, "/health") == Some(200) || !matches!(serve.0.try_wait(), Ok(None)),
+    )?;
     if !matches!(serve.0.try_wait(), Ok(None)) {
         let said = fs::read_to_string(log).unwrap_or_default();
-        return Err(format!("vault serve exited: {}", said.trim()));
+        return Err(format!("workos-vault serve exited: {}", said.trim()));
     }
     Ok((serve, format!("http://127.0.0.1:{port}")))
 }
@@ -345,7 +347,7 @@ impl Cluster {
 
     /// Waits until node `index` knows the key: a decrypt without a context
     /// is refused for the missing context, not for a missing key (the
-    /// probe `vault serve` makes at start-up).
+    /// probe `workos-vault serve` makes at start-up).
     fn wait_for_key(&self, index: usize, key: &str) -> Result<(), String> {
         let path = format!("transit/decrypt/{key}");
         let ciphertext = "ciphertext=vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";

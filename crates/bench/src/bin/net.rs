@@ -229,7 +229,7 @@ fn load(request: LoadRequest) -> Result<String, Failure> {
         authorization.set_sensitive(true);
         let context = json!({"context": {CONTEXT.0: CONTEXT.1}}).to_string();
         // The objects API: create (201, a fresh name per request) or read
-        // (one object, over and over), through vault serve's store.
+        // (one object, over and over), through workos-vault serve's store.
         let run_tag = std::process::id();
         let object_id = match request.path.as_str() {
             "object-read" => {

@@ -18,8 +18,8 @@
 //! and, with `--out`, writes `DIR/<phase>.json` and `DIR/<phase>.txt`. It
 //! exits with 1 when the phase fails, 2 on bad arguments.
 //!
-//! With `--url`, the load goes to that server (`vault serve`, started by
-//! someone else; `--api-key` or `VAULT_BENCH_API_KEY` is one of its keys)
+//! With `--url`, the load goes to that server (`workos-vault serve`, started by
+//! someone else; `--api-key` or `WORKOS_VAULT_BENCH_API_KEY` is one of its keys)
 //! instead of one in this process: `--faults` and `--protocol` do not
 //! apply, retries are allowed, every ciphertext is decrypted again after
 //! the load, and `--out` also gets `DIR/<phase>.events`, one line per
@@ -92,8 +92,8 @@ fn external(parsed: &Parsed) -> Result<Option<External>, String> {
     let api_key = parsed
         .api_key
         .clone()
-        .or_else(|| std::env::var("VAULT_BENCH_API_KEY").ok())
-        .ok_or("--url needs --api-key KEY (or VAULT_BENCH_API_KEY)")?;
+        .or_else(|| std::env::var("WORKOS_VAULT_BENCH_API_KEY").ok())
+        .ok_or("--url needs --api-key KEY (or WORKOS_VAULT_BENCH_API_KEY)")?;
     Ok(Some(External { url, api_key }))
 }
 

@@ -1,4 +1,4 @@
-//! A phase against a server outside this process (`vault serve` over a
+//! A phase against a server outside this process (`workos-vault serve` over a
 //! Raft cluster, say): the same verified load, no fault injection, and
 //! afterwards every ciphertext the load produced decrypted again.
 

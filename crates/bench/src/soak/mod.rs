@@ -18,7 +18,7 @@
 //!   a failure.
 //!
 //! [`run_external`] runs the same load against a server in another process
-//! (`cargo xtask raft`: `vault serve` over an OpenBao cluster that loses
+//! (`cargo xtask raft`: `workos-vault serve` over an OpenBao cluster that loses
 //! its leader), decrypts every ciphertext again afterwards, and records
 //! each operation's times ([`Event`]) for the recovery figures.
 //!

@@ -443,8 +443,8 @@ pub(super) fn missing(path: &Path) -> Error {
     Error::new(
         ErrorKind::Keyring,
         format!(
-            "keyring file {} does not exist; create one with `vault keyring init` (or \
-             Keyring::create), or point VAULT_KEYRING at the keyring that wrapped your data",
+            "keyring file {} does not exist; create one with `workos-vault keyring init` (or \
+             Keyring::create), or point WORKOS_VAULT_KEYRING at the keyring that wrapped your data",
             path.display()
         ),
     )

@@ -3,7 +3,7 @@
 //! names a server (`cargo xtask postgres` starts one; `cargo xtask ci`
 //! does and sets it), in a fresh database per test. Without it the
 //! PostgreSQL half is skipped with a message, unless
-//! `VAULT_REQUIRE_POSTGRES=1` (CI) makes that a failure.
+//! `WORKOS_VAULT_REQUIRE_POSTGRES=1` (CI) makes that a failure.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -85,8 +85,8 @@ pub async fn cases_with(options: StoreOptions) -> Vec<Case> {
 async fn postgres_database() -> Option<String> {
     let Ok(url) = std::env::var(POSTGRES_URL) else {
         assert!(
-            std::env::var("VAULT_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "VAULT_REQUIRE_POSTGRES=1 but {POSTGRES_URL} is not set: run `cargo xtask postgres`"
+            std::env::var("WORKOS_VAULT_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "WORKOS_VAULT_REQUIRE_POSTGRES=1 but {POSTGRES_URL} is not set: run `cargo xtask postgres`"
         );
         eprintln!("skipping PostgreSQL: {POSTGRES_URL} is not set (run `cargo xtask postgres`)");
         return None;

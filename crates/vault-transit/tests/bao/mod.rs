@@ -1,9 +1,9 @@
 //! A real OpenBao dev server on 127.0.0.1 for the tests, with TLS from its
 //! own CA.
 //!
-//! The `bao` binary comes from `VAULT_TEST_BAO` (`cargo xtask ci` installs
+//! The `bao` binary comes from `WORKOS_VAULT_TEST_BAO` (`cargo xtask ci` installs
 //! the pinned one and sets it). Without it a test is skipped with a
-//! message, unless `VAULT_REQUIRE_BAO=1`, which makes it fail.
+//! message, unless `WORKOS_VAULT_REQUIRE_BAO=1`, which makes it fail.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -29,14 +29,14 @@ impl Bao {
     /// A fresh server with Transit enabled at `transit/`, or `None` (after
     /// saying why) when no binary is configured and none is required.
     pub fn start_or_skip(test: &str) -> Option<Bao> {
-        let bin = match std::env::var_os("VAULT_TEST_BAO").filter(|v| !v.is_empty()) {
+        let bin = match std::env::var_os("WORKOS_VAULT_TEST_BAO").filter(|v| !v.is_empty()) {
             Some(bin) => PathBuf::from(bin),
-            None if std::env::var("VAULT_REQUIRE_BAO").as_deref() == Ok("1") => {
-                panic!("VAULT_REQUIRE_BAO=1 but VAULT_TEST_BAO is unset; run `cargo xtask ci`")
+            None if std::env::var("WORKOS_VAULT_REQUIRE_BAO").as_deref() == Ok("1") => {
+                panic!("WORKOS_VAULT_REQUIRE_BAO=1 but WORKOS_VAULT_TEST_BAO is unset; run `cargo xtask ci`")
             }
             None => {
                 eprintln!(
-                    "skipping {test}: set VAULT_TEST_BAO to a `bao` binary \
+                    "skipping {test}: set WORKOS_VAULT_TEST_BAO to a `bao` binary \
                      (`cargo xtask openbao` installs one and prints it)"
                 );
                 return None;
