@@ -130,6 +130,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// A CA made now and a server certificate for 127.0.0.1 it signed, PEM.
+#[cfg(feature = "measure")]
 pub struct LoopbackPki {
     /// The CA's certificate: what clients trust.
     pub ca_pem: String,
@@ -139,6 +140,7 @@ pub struct LoopbackPki {
     pub key_pem: String,
 }
 
+#[cfg(feature = "measure")]
 impl LoopbackPki {
     /// A fresh CA and certificate.
     pub fn new() -> Result<LoopbackPki, rcgen::Error> {
