@@ -909,7 +909,7 @@ fn objects_scenario(sdk: Sdk) {
         .build()
         .expect("runtime");
     let keys: Arc<dyn vault::KeyService> =
-        Arc::new(LocalKeyService::open(dir.path().join("keyring.json")).expect("keyring"));
+        Arc::new(LocalKeyService::create(dir.path().join("keyring.json")).expect("keyring"));
     let server = runtime.block_on(async {
         let store =
             vault_store::ObjectStore::open_sqlite(&dir.path().join("objects.db"), keys.clone())
