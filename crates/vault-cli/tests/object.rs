@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -168,34 +168,11 @@ fn workos_and_a_database_url_together_are_refused() {
 #[test]
 fn vault_serve_speaks_the_objects_api_to_the_http_client() {
     let home = tempfile::tempdir().unwrap();
-    let binary = assert_cmd::cargo::cargo_bin("workos-vault");
-    let mut child = std::process::Command::new(binary)
-        .env_clear()
-        .env("HOME", home.path())
-        .env("WORKOS_VAULT_KEYRING", home.path().join("keyring.json"))
-        .env("WORKOS_VAULT_SERVER_API_KEY", "sk_test_objects_0123")
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-access-log"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The address line; a "created a new keyring" line may come first.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    for _ in 0..4 {
-        line.clear();
-        stderr.read_line(&mut line).unwrap();
-        if line.contains("serving WorkOS key endpoints on ") {
-            break;
-        }
-    }
-    let url = line
-        .split("serving WorkOS key endpoints on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+    let common::Served {
+        mut child,
+        url,
+        line,
+    } = common::serve(home.path(), "127.0.0.1:0", "sk_test_objects_0123", &[]);
     assert!(line.contains("objects in sqlite"), "{line}");
     let client_home = tempfile::tempdir().unwrap();
     exercise(

@@ -11,9 +11,10 @@
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -30,36 +31,18 @@ const INCREMENTS: usize = 6;
 const OPS_BEFORE_KILL: usize = 300;
 
 fn serve(home: &Path, listen: &str, database: &str) -> (Child, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_workos-vault"))
-        .env_clear()
-        .env("HOME", home)
-        .env("WORKOS_VAULT_KEYRING", home.join("keyring.json"))
-        .env("WORKOS_VAULT_DATABASE_URL", database)
-        .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
-        .args(["serve", "--listen", listen, "--no-access-log"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The address line; a "created a new keyring" line may come first.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    for _ in 0..4 {
-        line.clear();
-        stderr.read_line(&mut line).unwrap();
-        if line.contains("serving WorkOS key endpoints on ") {
-            break;
-        }
-    }
-    let url = line
-        .split("serving WorkOS key endpoints on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("workos-vault serve did not start: {line:?}"))
-        .to_owned();
-    assert!(line.contains("objects in postgres"), "{line}");
-    (child, url)
+    let served = common::serve(
+        home,
+        listen,
+        API_KEY,
+        &[("WORKOS_VAULT_DATABASE_URL", database)],
+    );
+    assert!(
+        served.line.contains("objects in postgres"),
+        "{}",
+        served.line
+    );
+    (served.child, served.url)
 }
 
 fn client(url: &str) -> HttpKeyService {

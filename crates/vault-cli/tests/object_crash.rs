@@ -6,10 +6,11 @@
 #![allow(clippy::unwrap_used)] // Test helpers panic on purpose.
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 
 use vault::object::{CreateObjectRequest, ObjectName, ObjectService, UpdateObjectRequest};
@@ -30,34 +31,9 @@ struct Known {
 }
 
 fn serve(home: &Path) -> (Child, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_workos-vault"))
-        .env_clear()
-        .env("HOME", home)
-        .env("WORKOS_VAULT_KEYRING", home.join("keyring.json"))
-        .env("WORKOS_VAULT_SERVER_API_KEY", API_KEY)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-access-log"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The address line; a "created a new keyring" line may come first.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    for _ in 0..4 {
-        line.clear();
-        stderr.read_line(&mut line).unwrap();
-        if line.contains("serving WorkOS key endpoints on ") {
-            break;
-        }
-    }
-    let url = line
-        .split("serving WorkOS key endpoints on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("workos-vault serve did not start: {line:?}"))
-        .to_owned();
-    (child, url)
+    let served = common::serve(home, "127.0.0.1:0", API_KEY, &[]);
+    assert!(served.line.contains("objects in sqlite"), "{}", served.line);
+    (served.child, served.url)
 }
 
 fn client(url: &str) -> HttpKeyService {
