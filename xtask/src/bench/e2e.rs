@@ -185,18 +185,17 @@ pub(crate) fn server_load(
                 median(&rates),
             ));
         }
-        out.push(Measurement::report(
-            &format!("{name}: p50 latency"),
-            "us",
-            median(&p50s),
-        ));
-        out.push(Measurement::report(
-            &format!("{name}: p99 latency"),
-            "us",
-            median(&p99s),
-        ));
+        out.extend(latency_rows(&name, &p50s, &p99s));
     }
     Ok(out)
+}
+
+/// The p50 and p99 latency rows of `name`: medians over the repeats.
+fn latency_rows(name: &str, p50s: &[f64], p99s: &[f64]) -> [Measurement; 2] {
+    [
+        Measurement::report(&format!("{name}: p50 latency"), "us", median(p50s)),
+        Measurement::report(&format!("{name}: p99 latency"), "us", median(p99s)),
+    ]
 }
 
 /// req/s, p50 and p99 latency (us) of one load run.
@@ -266,16 +265,7 @@ pub(crate) fn object_load(
         ));
         let p50s: Vec<f64> = results.iter().map(|r| r.1).collect();
         let p99s: Vec<f64> = results.iter().map(|r| r.2).collect();
-        out.push(Measurement::report(
-            &format!("{name}: p50 latency"),
-            "us",
-            median(&p50s),
-        ));
-        out.push(Measurement::report(
-            &format!("{name}: p99 latency"),
-            "us",
-            median(&p99s),
-        ));
+        out.extend(latency_rows(&name, &p50s, &p99s));
     }
     Ok(out)
 }
