@@ -410,11 +410,18 @@ impl Refusal {
                 let keys_refused = error_type == api_error
                     && result["status"] == 400
                     && error.contains("not written by the local key service");
-                // The Rust crate checks the keys length against the input
-                // (Node and Python slices clamp, so they send what they got).
-                let framing = sdk == Sdk::Rust
-                    && error_type == "VaultCrypto"
-                    && !error.contains("decrypt failed");
+                // The SDK's own framing refuses it first: the Rust crate
+                // checks the keys length against the input (Node and Python
+                // slices clamp, so they send what they got), and every
+                // SDK's LEB128 reader refuses the random bytes it finds
+                // where the length should be about once in 32 ciphertexts.
+                let framing = match sdk {
+                    Sdk::Rust => error_type == "VaultCrypto" && !error.contains("decrypt failed"),
+                    Sdk::Node11 | Sdk::Node8 | Sdk::Node7 => {
+                        error_type == "Error" && error.contains("LEB128")
+                    }
+                    Sdk::Python => error_type == "ValueError" && error.contains("LEB128"),
+                };
                 keys_refused || framing
             }
         }
